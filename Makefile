@@ -1,0 +1,51 @@
+# AITBC Testnet — every set-up step lives here (CI runs `make test` on a clean clone).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PROTO_SRC := $(wildcard node_image/proto/aitbc/v1/*.proto)
+PROTO_OUT := node_image/aitbc_node/proto
+
+.PHONY: install test lint bench demo image chart e2e-kind proto prometheus clean
+
+install: $(STAMP) proto prometheus
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# gRPC stubs are generated, not committed.
+proto: $(STAMP) $(PROTO_OUT)/.generated
+$(PROTO_OUT)/.generated: $(PROTO_SRC) $(STAMP)
+	mkdir -p $(PROTO_OUT)
+	$(PY) -m grpc_tools.protoc -Inode_image/proto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+	  --grpc_python_out=$(PROTO_OUT) $(PROTO_SRC)
+	$(PY) scripts/fix_proto_imports.py $(PROTO_OUT)
+	touch $@
+
+# The local platform runs a real Prometheus server: Debian's package when it is missing.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus package (needs root)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; \
+	  $$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true; \
+	  $$SUDO pkill -x prometheus >/dev/null 2>&1 || true; }
+
+test: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(PROTO_OUT) .aitbc build *.egg-info

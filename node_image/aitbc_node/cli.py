@@ -1,0 +1,163 @@
+"""``aitbc-node``: the validator node's command line (the only module of the node that prints).
+
+Commands: ``sim`` (the deterministic simulator), ``genesis`` (a local testnet's genesis and
+configs), ``run`` (a validator). Exit codes: 0 ok, 1 the run failed its own check, 2 bad input,
+3 infrastructure failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from aitbc_node.errors import AitbcError, ConfigError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INFRA = 3
+
+
+def _triple(flag: str, kind: Callable[[str], float]) -> Callable[[str], tuple[float, float, float]]:
+    def parse(text: str) -> tuple[float, float, float]:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise argparse.ArgumentTypeError(
+                f"{flag} {text!r}: expected START:END:{'FRACTION' if kind is float else 'COUNT'}"
+                " (simulated seconds), e.g. 5:15:0.5"
+            )
+        try:
+            return float(parts[0]), float(parts[1]), kind(parts[2])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: not numbers") from None
+
+    return parse
+
+
+def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "sim",
+        help="run the consensus core under the deterministic network simulator",
+        description=(
+            "Drive N real consensus cores through a simulated network. Same seed, same run. "
+            "Example: aitbc-node sim --validators 100 --authorities 21 --mode balanced "
+            "--blocks 50 --seed 1 --partition 5:15:0.5 --json"
+        ),
+    )
+    p.add_argument("--validators", type=int, required=True)
+    p.add_argument("--authorities", type=int, required=True)
+    p.add_argument("--mode", default="balanced", choices=["fast", "balanced", "secure", "auto"])
+    p.add_argument("--blocks", type=int, default=50, help="stop once every honest node has these")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--latency-ms", type=float, default=50.0, help="mean one-way latency")
+    p.add_argument("--jitter-ms", type=float, default=None, help="default: latency/4")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="probability a message is lost")
+    p.add_argument(
+        "--partition",
+        action="append",
+        default=[],
+        type=_triple("--partition", float),
+        metavar="START:END:FRACTION",
+        help="cut FRACTION of the voting power off from START to END (repeatable)",
+    )
+    p.add_argument(
+        "--crash",
+        action="append",
+        default=[],
+        type=_triple("--crash", int),
+        metavar="START:END:COUNT",
+        help="crash COUNT validators at START, restart them from disk at END (repeatable)",
+    )
+    p.add_argument("--equivocators", type=int, default=0, help="byzantine double-signers")
+    p.add_argument("--crypto", default="real", choices=["real", "modeled"])
+    p.add_argument("--stake", default="equal", help="equal | zipf | uniform:LO:HI")
+    p.add_argument("--epoch-length", type=int, default=100)
+    p.add_argument("--block-interval-ms", type=int, default=None)
+    p.add_argument("--load-tps", type=float, default=1000.0, help="modelled offered load")
+    p.add_argument("--max-simulated-s", type=float, default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_sim)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from aitbc_node.sim import CrashSpec, PartitionSpec, SimConfig, run_simulation
+
+    config = SimConfig(
+        validators=args.validators,
+        authorities=args.authorities,
+        mode=args.mode,
+        blocks=args.blocks,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        drop_rate=args.drop_rate,
+        partitions=tuple(PartitionSpec(s, e, f) for s, e, f in args.partition),
+        crashes=tuple(CrashSpec(s, e, int(c)) for s, e, c in args.crash),
+        equivocators=args.equivocators,
+        crypto=args.crypto,
+        stake=args.stake,
+        epoch_length=args.epoch_length,
+        block_interval_ms=args.block_interval_ms,
+        load_tps=args.load_tps,
+        max_simulated_s=args.max_simulated_s,
+    )
+    result = run_simulation(config).to_json()
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(
+            f"simulated {result['validators']} validators ({result['crypto']} crypto, "
+            f"{result['mode']} mode): height {result['committed_height']} in "
+            f"{result['simulated_seconds']} s simulated / {result['wall_seconds']} s wall; "
+            f"finality p50 {result['finality_ms']['p50']} ms p99 {result['finality_ms']['p99']} ms;"
+            f" safety violations {result['safety_violations']}; slashed "
+            f"{result['slashed_validators']}"
+        )
+    return EXIT_FAILED if result["safety_violations"] else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aitbc-node", description="AITBC validator node, genesis tools and simulator."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_sim(sub)
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+#: Commands contributed by other modules (genesis, run), registered without editing this file.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def _load_extra_commands() -> None:
+    from aitbc_node import commands
+
+    _EXTRA_COMMANDS.extend(commands.REGISTRARS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        _load_extra_commands()
+    except ImportError:
+        pass
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"aitbc-node: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AitbcError as exc:
+        print(f"aitbc-node: error: {exc}", file=sys.stderr)
+        return EXIT_INFRA
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
