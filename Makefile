@@ -47,5 +47,11 @@ lint: install
 bench: install
 	$(PY) bench/run.py
 
+# Copy the dashboards (source of truth: dashboards/) into the chart and lint it with the Helm engine.
+chart: install
+	bash helm/sync-dashboards.sh
+	$(PY) -c "from pathlib import Path; from orchestrator.helm_engine import lint_chart; \
+	  [print(m) for m in lint_chart(Path('helm/aitbc-testnet'), {})]"
+
 clean:
 	rm -rf $(VENV) $(PROTO_OUT) .aitbc build *.egg-info
