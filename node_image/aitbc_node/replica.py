@@ -36,9 +36,11 @@ class Batch:
     sequence: int
     transactions: tuple[bytes, ...]
     synthetic_count: int = 0
+    created_ms: int = 0
 
     def encode(self) -> bytes:
         w = Writer().u32(self.author).u64(self.sequence).u32(self.synthetic_count)
+        w.u64(self.created_ms)
         w.u32(len(self.transactions))
         for raw in self.transactions:
             w.raw(raw)
@@ -62,11 +64,12 @@ def decode_batch(data: bytes) -> Batch:
         author = r.u32("batch.author")
         sequence = r.u64("batch.sequence")
         synthetic = r.u32("batch.synthetic_count")
+        created = r.u64("batch.created_ms")
         n = r.u32("batch.transactions")
         if n > MAX_BATCH_TXS:
             raise DecodeError(f"Batch: {n} transactions, at most {MAX_BATCH_TXS}")
         txs = tuple(r.raw("batch.tx", limit=1024) for _ in range(n))
-        return Batch(author, sequence, txs, synthetic)
+        return Batch(author, sequence, txs, synthetic, created)
 
     return _guard("Batch", data, parse)
 

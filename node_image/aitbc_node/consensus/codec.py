@@ -16,13 +16,19 @@ from typing import TypeVar
 from aitbc_node.consensus.types import (
     BatchRef,
     Block,
+    ConsensusParams,
+    EpochState,
     Evidence,
     Message,
+    Mode,
     Proposal,
+    QcMsg,
     QuorumCert,
     Timeout,
     TimeoutCert,
     TimeoutCertMsg,
+    Validator,
+    ValidatorSet,
     Vote,
 )
 from aitbc_node.errors import DecodeError
@@ -46,6 +52,7 @@ class Kind(IntEnum):
     TIMEOUT = 3
     TC = 4
     BATCH = 5
+    QC = 6
 
 
 class Writer:
@@ -311,6 +318,9 @@ def encode_message(msg: Message) -> tuple[Kind, bytes]:
         w.u64(msg.epoch).u64(msg.round).u32(msg.voter).raw(msg.signature)
         write_qc(w, msg.high_qc)
         return Kind.TIMEOUT, w.getvalue()
+    if isinstance(msg, QcMsg):
+        write_qc(w, msg.qc)
+        return Kind.QC, w.getvalue()
     write_tc(w, msg.tc)
     return Kind.TC, w.getvalue()
 
@@ -343,7 +353,12 @@ def _read_tc_msg(r: Reader) -> TimeoutCertMsg:
     return TimeoutCertMsg(tc=read_tc(r))
 
 
+def _read_qc_msg(r: Reader) -> QcMsg:
+    return QcMsg(qc=read_qc(r))
+
+
 _READERS: dict[int, tuple[str, Callable[[Reader], Message]]] = {
+    Kind.QC: ("QcMsg", _read_qc_msg),
     Kind.PROPOSAL: ("Proposal", _read_proposal),
     Kind.VOTE: ("Vote", _read_vote),
     Kind.TIMEOUT: ("Timeout", _read_timeout),
@@ -357,3 +372,78 @@ def decode_message(kind: int, data: bytes) -> Message:
         raise DecodeError(f"peer message: unknown kind {kind}; expected one of {sorted(_READERS)}")
     name, parse = entry
     return _guard(name, data, parse)
+
+
+# ----------------------------------------------------------------------------- epoch state
+
+
+def _opt(w: Writer, value: int | None) -> None:
+    if value is None:
+        w.u8(0)
+    else:
+        w.u8(1).u64(value)
+
+
+def _read_opt(r: Reader, name: str) -> int | None:
+    return r.u64(name) if r.u8(name) else None
+
+
+def encode_epoch_state(state: EpochState) -> bytes:
+    w = Writer().u64(state.epoch).u8(int(state.mode)).raw(state.seed).u64(state.start_height)
+    w.raw(state.anchor_id)
+    write_qc(w, state.anchor_qc)
+    p = state.params
+    w.u64(p.epoch_length).u64(p.checkpoint_interval)
+    _opt(w, p.block_interval_ms)
+    _opt(w, p.base_timeout_ms)
+    w.u32(p.max_batches_per_block).u32(p.max_evidence_per_block)
+    w.u32(len(state.validators))
+    for v in state.validators.validators:
+        w.u32(v.index).raw(v.public_key).u64(v.stake).u8(int(v.authority))
+    return w.getvalue()
+
+
+def decode_epoch_state(data: bytes) -> EpochState:
+    def parse(r: Reader) -> EpochState:
+        epoch = r.u64("epoch.epoch")
+        mode = Mode(r.u8("epoch.mode"))
+        seed = r.raw("epoch.seed", limit=64)
+        start = r.u64("epoch.start_height")
+        anchor_id = r.raw("epoch.anchor_id", limit=32)
+        anchor_qc = read_qc(r)
+        params = ConsensusParams(
+            epoch_length=r.u64("params.epoch_length"),
+            checkpoint_interval=r.u64("params.checkpoint_interval"),
+            block_interval_ms=_read_opt(r, "params.block_interval_ms"),
+            base_timeout_ms=_read_opt(r, "params.base_timeout_ms"),
+            max_batches_per_block=r.u32("params.max_batches_per_block"),
+            max_evidence_per_block=r.u32("params.max_evidence_per_block"),
+        )
+        n = r.u32("epoch.validators")
+        validators = tuple(
+            Validator(
+                index=r.u32("validator.index"),
+                public_key=r.raw("validator.public_key", limit=96),
+                stake=r.u64("validator.stake"),
+                authority=bool(r.u8("validator.authority")),
+            )
+            for _ in range(n)
+        )
+        return EpochState(epoch, ValidatorSet(validators), mode, seed, start, anchor_id, anchor_qc,
+                          params)
+
+    return _guard("EpochState", data, parse)
+
+
+def encode_blocks(blocks: tuple[Block, ...] | list[Block]) -> bytes:
+    w = Writer().u32(len(blocks))
+    for b in blocks:
+        w.raw(encode_block(b))
+    return w.getvalue()
+
+
+def decode_blocks(data: bytes) -> list[Block]:
+    def parse(r: Reader) -> list[Block]:
+        return [decode_block(r.raw("block", limit=MAX_MESSAGE_BYTES)) for _ in range(r.count("blocks"))]
+
+    return _guard("Blocks", data, parse)

@@ -46,6 +46,7 @@ from aitbc_node.consensus.types import (
     Message,
     Mode,
     Proposal,
+    QcMsg,
     QuorumCert,
     SafetyState,
     Timeout,
@@ -116,6 +117,10 @@ class ConsensusCore:
         self.committed_block = root
         self.committed_height = root.height
         self.high_qc = root_qc
+        if root.id == epoch.anchor_id:
+            # Resuming at an epoch boundary: the anchor certificate is the epoch's round-0 QC.
+            self.certified[root.id] = epoch.anchor_qc
+            self.high_qc = epoch.anchor_qc
         self.round = 0
         self.timed_out_round = -1
         self.consecutive_timeouts = 0
@@ -253,6 +258,8 @@ class ConsensusCore:
             if not self.scheme.verify(key, Domain.TIMEOUT, message, msg.signature):
                 return "bad_timeout_signature"
             return self.verify_qc(msg.high_qc)
+        if isinstance(msg, QcMsg):
+            return None if msg.qc.epoch != self.epoch else self.verify_qc(msg.qc)
         if msg.tc.epoch != self.epoch:
             return None
         return self.verify_tc(msg.tc)
@@ -360,6 +367,8 @@ class ConsensusCore:
             self._on_vote(now_ms, msg, out)
         elif isinstance(msg, Timeout):
             self._on_timeout(now_ms, msg, out)
+        elif isinstance(msg, QcMsg):
+            self._process_qc(msg.qc, now_ms, out, sender)
         else:
             self._on_tc(now_ms, msg.tc, out, sender)
 
@@ -620,6 +629,9 @@ class ConsensusCore:
             signature=self.scheme.aggregate(collector.ordered_signatures()),
         )
         self._process_qc(qc, now_ms, out, vote.voter)
+        if self.proposal_due_ms is None or self.proposal_due_ms > now_ms:
+            # Our proposal waits for the block interval: announce the QC now so replicas commit.
+            out.append(Broadcast(QcMsg(qc)))
 
     # ------------------------------------------------------------------ QCs and commits
 
@@ -789,6 +801,8 @@ def _message_epoch(msg: Message) -> int:
         return msg.block.epoch
     if isinstance(msg, TimeoutCertMsg):
         return msg.tc.epoch
+    if isinstance(msg, QcMsg):
+        return msg.qc.epoch
     return msg.epoch
 
 

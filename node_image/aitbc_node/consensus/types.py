@@ -307,7 +307,15 @@ class TimeoutCertMsg:
     tc: TimeoutCert
 
 
-Message = Proposal | Vote | Timeout | TimeoutCertMsg
+@dataclass(frozen=True)
+class QcMsg:
+    """A QC announced by the leader that formed it, ahead of its next proposal (which waits for
+    the block interval): replicas commit one interval earlier."""
+
+    qc: QuorumCert
+
+
+Message = Proposal | Vote | Timeout | TimeoutCertMsg | QcMsg
 
 
 @dataclass(frozen=True)

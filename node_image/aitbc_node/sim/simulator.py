@@ -240,7 +240,7 @@ class Simulator:
         return self._first_epoch
 
     def _new_node(self, index: int, keys: KeyPair, byzantine: bool) -> _Node:
-        ledger = LedgerState.from_genesis(self.genesis)
+        ledger = LedgerState.from_genesis(self.genesis, self.scheme.inner)
         epoch = self._fresh_epoch(ledger)
         replica = Replica(ledger, epoch, self.genesis.consensus.mode, state_roots=False)
         core = ConsensusCore(
@@ -513,10 +513,6 @@ class Simulator:
             safety=safety,
             previous_epoch=old.previous_epoch,
         )
-        core.committed_height = root.height
-        if root.height == epoch.start_height - 1:
-            core.high_qc = epoch.anchor_qc
-            core.certified[root.id] = epoch.anchor_qc
         core.equivocate = node.byzantine
         node.core = core
         node.replica = replica
