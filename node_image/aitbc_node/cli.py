@@ -136,7 +136,9 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentPars
 def _load_extra_commands() -> None:
     from aitbc_node import commands
 
-    _EXTRA_COMMANDS.extend(commands.REGISTRARS)
+    for registrar in commands.REGISTRARS:
+        if registrar not in _EXTRA_COMMANDS:
+            _EXTRA_COMMANDS.append(registrar)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

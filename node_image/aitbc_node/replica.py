@@ -15,8 +15,9 @@ from aitbc_node.chain import EpochStats, choose_mode, next_epoch_state
 from aitbc_node.consensus.codec import Reader, Writer, _guard
 from aitbc_node.consensus.leader import next_seed
 from aitbc_node.consensus.types import BatchRef, Block, EpochState, QuorumCert
-from aitbc_node.crypto import Domain
+from aitbc_node.crypto import Domain, SignatureScheme
 from aitbc_node.errors import DecodeError
+from aitbc_node.genesis import Genesis
 from aitbc_node.ledger.state import BlockReceipt, LedgerState
 from aitbc_node.ledger.tx import Transaction, decode_transaction, tx_id
 
@@ -218,6 +219,39 @@ class Replica:
         self._epoch = new
         self._acc = _EpochAccumulator(seed=new.seed)
         return new
+
+    # ------------------------------------------------------------------ persistence
+
+    def snapshot(self) -> bytes:
+        """Ledger snapshot plus the epoch's committed statistics and seed mix (what a restarted
+        node needs to reach the same next-epoch decision)."""
+        acc = self._acc
+        w = Writer().raw_large(self.ledger.snapshot())
+        w.u64(acc.blocks).u64(acc.transactions).u64(acc.authority_signatures)
+        w.u8(acc.first_ms is not None).u64(acc.first_ms or 0).u64(acc.last_ms).raw(acc.seed)
+        w.u64(self.committed_txs)
+        return w.getvalue()
+
+    def restore_snapshot(self, raw: bytes, genesis: Genesis, scheme: SignatureScheme) -> None:
+        def parse(r: Reader) -> None:
+            self.ledger = LedgerState.restore(r.raw_large("replica.ledger"), genesis, scheme)
+            acc = _EpochAccumulator()
+            acc.blocks = r.u64("replica.blocks")
+            acc.transactions = r.u64("replica.transactions")
+            acc.authority_signatures = r.u64("replica.authority_signatures")
+            has_first = r.u8("replica.has_first")
+            first = r.u64("replica.first_ms")
+            acc.first_ms = first if has_first else None
+            acc.last_ms = r.u64("replica.last_ms")
+            acc.seed = r.raw("replica.seed", limit=64)
+            self._acc = acc
+            self.committed_txs = r.u64("replica.committed_txs")
+
+        _guard("ReplicaSnapshot", raw, parse, limit=1 << 40)
+
+    def remember_committed(self, digests: Sequence[bytes]) -> None:
+        for digest in digests:
+            self._committed[digest] = None
 
     # ------------------------------------------------------------------ for drivers
 

@@ -81,6 +81,12 @@ class Writer:
     def text(self, value: str) -> Writer:
         return self.raw(value.encode())
 
+    def raw_large(self, value: bytes) -> Writer:
+        """A byte string that may exceed MAX_FIELD_BYTES (snapshots; never from the network)."""
+        self.parts.append(struct.pack(">Q", len(value)))
+        self.parts.append(value)
+        return self
+
     def getvalue(self) -> bytes:
         return b"".join(self.parts)
 
@@ -120,6 +126,10 @@ class Reader:
             raise DecodeError(f"{self.record}: field {name!r} has {size} bytes, {want} allowed")
         return bytes(self._take(size, name))
 
+    def raw_large(self, name: str) -> bytes:
+        size = self.u64(name)
+        return bytes(self._take(size, name))
+
     def text(self, name: str) -> str:
         try:
             return self.raw(name, limit=256).decode()
@@ -139,9 +149,11 @@ class Reader:
             )
 
 
-def _guard(record: str, data: bytes, parse: Callable[[Reader], T]) -> T:
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise DecodeError(f"{record}: {len(data)} bytes, at most {MAX_MESSAGE_BYTES} allowed")
+def _guard(
+    record: str, data: bytes, parse: Callable[[Reader], T], limit: int = MAX_MESSAGE_BYTES
+) -> T:
+    if len(data) > limit:
+        raise DecodeError(f"{record}: {len(data)} bytes, at most {limit} allowed")
     reader = Reader(data, record)
     value = parse(reader)
     reader.done()
@@ -429,8 +441,9 @@ def decode_epoch_state(data: bytes) -> EpochState:
             )
             for _ in range(n)
         )
-        return EpochState(epoch, ValidatorSet(validators), mode, seed, start, anchor_id, anchor_qc,
-                          params)
+        return EpochState(
+            epoch, ValidatorSet(validators), mode, seed, start, anchor_id, anchor_qc, params
+        )
 
     return _guard("EpochState", data, parse)
 
@@ -444,6 +457,8 @@ def encode_blocks(blocks: tuple[Block, ...] | list[Block]) -> bytes:
 
 def decode_blocks(data: bytes) -> list[Block]:
     def parse(r: Reader) -> list[Block]:
-        return [decode_block(r.raw("block", limit=MAX_MESSAGE_BYTES)) for _ in range(r.count("blocks"))]
+        return [
+            decode_block(r.raw("block", limit=MAX_MESSAGE_BYTES)) for _ in range(r.count("blocks"))
+        ]
 
     return _guard("Blocks", data, parse)

@@ -284,7 +284,9 @@ class ConsensusCore:
         out.append(ScheduleTick(self.next_wakeup()))
         return out
 
-    def on_message(self, now_ms: int, sender: int, msg: Message, verified: bool = False) -> list[Action]:
+    def on_message(
+        self, now_ms: int, sender: int, msg: Message, verified: bool = False
+    ) -> list[Action]:
         """Handle a peer message. With ``verified=False`` the core checks signatures itself."""
         out: list[Action] = []
         epoch = _message_epoch(msg)
@@ -325,7 +327,9 @@ class ConsensusCore:
             out.append(ScheduleTick(self.next_wakeup()))
         return out
 
-    def on_sync(self, now_ms: int, sender: int, blocks: Sequence[Block], high_qc: QuorumCert | None) -> list[Action]:
+    def on_sync(
+        self, now_ms: int, sender: int, blocks: Sequence[Block], high_qc: QuorumCert | None
+    ) -> list[Action]:
         """Blocks from a peer, ascending and linked, each certified by the next one's justify."""
         out: list[Action] = []
         for block in blocks:
@@ -579,8 +583,8 @@ class ConsensusCore:
         if block.round == qc_round + 1:
             return True
         tc = block.tc
-        return tc is not None and block.round == tc.round + 1 and qc_round >= self.qc_round(
-            tc.high_qc
+        return (
+            tc is not None and block.round == tc.round + 1 and qc_round >= self.qc_round(tc.high_qc)
         )
 
     def _maybe_vote(self, block: Block, now_ms: int, out: list[Action]) -> None:
@@ -688,7 +692,9 @@ class ConsensusCore:
                 self._end_epoch(block, qc1, b1, now_ms, out)
                 return
 
-    def _commit_one(self, block: Block, certifying: QuorumCert, now_ms: int, out: list[Action]) -> None:
+    def _commit_one(
+        self, block: Block, certifying: QuorumCert, now_ms: int, out: list[Action]
+    ) -> None:
         self.app.commit(block, certifying)
         self.committed_block = block
         self.committed_height = block.height
@@ -707,7 +713,11 @@ class ConsensusCore:
         self.certified = {k: q for k, q in self.certified.items() if k in self.blocks}
 
     def _end_epoch(
-        self, end_block: Block, commit_qc: QuorumCert, certified: Block, now_ms: int,
+        self,
+        end_block: Block,
+        commit_qc: QuorumCert,
+        certified: Block,
+        now_ms: int,
         out: list[Action],
     ) -> None:
         proof: list[Block] = []
@@ -765,7 +775,9 @@ class ConsensusCore:
             return
         es = self.epoch_state
         collector = self.timeouts.setdefault(timeout.round, _Collector())
-        if collector.done or not collector.add(es, timeout.voter, timeout.signature, timeout.high_qc):
+        if collector.done or not collector.add(
+            es, timeout.voter, timeout.signature, timeout.high_qc
+        ):
             return
         if self.me not in collector.signatures and collector.is_weak_quorum(es):
             # More than a third gave up on this round: join them (Bracha).
@@ -806,8 +818,6 @@ def _message_epoch(msg: Message) -> int:
     return msg.epoch
 
 
-
-
 class _Collector:
     """Votes or timeouts for one (round[, block]) with running authority/stake tallies."""
 
@@ -820,7 +830,9 @@ class _Collector:
         self.stake = 0
         self.done = False
 
-    def add(self, es: EpochState, signer: int, signature: bytes, high_qc: QuorumCert | None) -> bool:
+    def add(
+        self, es: EpochState, signer: int, signature: bytes, high_qc: QuorumCert | None
+    ) -> bool:
         if signer in self.signatures or not 0 <= signer < len(es.validators):
             return False
         self.signatures[signer] = signature

@@ -343,8 +343,10 @@ class ConsensusParams:
     max_evidence_per_block: int = 16
 
     def block_interval(self, mode: Mode) -> int:
-        return self.block_interval_ms if self.block_interval_ms is not None else (
-            BLOCK_INTERVAL_MS[mode]
+        return (
+            self.block_interval_ms
+            if self.block_interval_ms is not None
+            else (BLOCK_INTERVAL_MS[mode])
         )
 
     def base_timeout(self, mode: Mode) -> int:

@@ -529,16 +529,16 @@ class Simulator:
     def _result(self, wall: float) -> SimResult:
         honest = [n for n in self.nodes if not n.byzantine]
         violations = sum(1 for ids in self.commits_by_height.values() if len(ids) > 1)
-        slashed = sorted(
-            r.index for r in honest[0].replica.ledger.validator_records() if r.slashed
-        ) if honest else []
+        slashed = (
+            sorted(r.index for r in honest[0].replica.ledger.validator_records() if r.slashed)
+            if honest
+            else []
+        )
         live = [n for n in honest if n.up]
         committed_height = min((n.core.committed_height for n in live), default=0)
         max_height = max((n.core.committed_height for n in honest), default=0)
         roots = {
-            n.replica.ledger.state_root()
-            for n in live
-            if n.core.committed_height == max_height
+            n.replica.ledger.state_root() for n in live if n.core.committed_height == max_height
         }
         return SimResult(
             config=self.config,

@@ -1,0 +1,54 @@
+"""``aitbc-node run --config FILE``: run one validator until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aitbc_node.config import era_check, load_node_config
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    if "run" in sub.choices:
+        return
+    p = sub.add_parser(
+        "run",
+        help="run a validator",
+        description=(
+            "Run one validator: gRPC API and peer streams, ops HTTP port (/metrics, /healthz, "
+            "/readyz, /admin/faults). Example: aitbc-node run --config net/node-0.yaml"
+        ),
+    )
+    p.add_argument("--config", required=True, help="node config file (YAML)")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_node_config(args.config, os.environ).resolve(os.environ)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format=f"%(asctime)s %(levelname)s v{config.index} %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if era_check(config.data_dir, config.era):
+        logging.getLogger(__name__).warning("era changed to %s: data directory wiped", config.era)
+    return asyncio.run(_serve(config))
+
+
+async def _serve(config: object) -> int:
+    from aitbc_node.runtime.node import ValidatorNode
+
+    node = ValidatorNode(config)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.request_stop)
+    try:
+        await node.start()
+        await node.run_until_stopped()
+    finally:
+        await node.stop()
+    return 0

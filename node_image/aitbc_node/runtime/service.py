@@ -1,0 +1,231 @@
+"""The gRPC services of a validator: the public ``aitbc.v1.Node`` API and the ``aitbc.v1.Peer``
+streams. Hostile input gets a precise status and never crashes the node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from aitbc_node.consensus.codec import MAX_MESSAGE_BYTES, Kind
+from aitbc_node.proto.aitbc.v1 import node_pb2, node_pb2_grpc
+
+if TYPE_CHECKING:
+    from aitbc_node.runtime.node import CommitNotice, ValidatorNode
+
+log = logging.getLogger(__name__)
+
+MAX_RANGE_BLOCKS = 256
+MAX_RANGE_HASHES = 10_000
+MAX_FETCH_DIGESTS = 1024
+
+
+class PublicService(node_pb2_grpc.NodeServicer):
+    def __init__(self, node: ValidatorNode) -> None:
+        self.node = node
+
+    async def SubmitTransactions(
+        self, request: node_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SubmitResponse:
+        node = self.node
+        count = len(request.transactions)
+        limit = node.config.mempool.max_submit_batch
+        if count > limit:
+            node.metrics.reject("too_large", count)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"batch of {count} transactions; at most {limit} per call: split it",
+            )
+        if node.mempool.is_full(count):
+            node.metrics.reject("mempool_full", count)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"mempool holds {node.mempool.pending_ids} of {node.mempool.max_txs} "
+                "transactions: retry after a short back-off",
+            )
+        return await node.submit(list(request.transactions))
+
+    async def StreamCommits(
+        self, request: node_pb2.CommitStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[node_pb2.CommitEvent]:
+        node = self.node
+        queue: asyncio.Queue[CommitNotice | None] = asyncio.Queue(4096)
+        node.subscribers.add(queue)
+        try:
+            if request.from_height:
+                top = node.core.committed_height
+                for stored in node.store.blocks(request.from_height, top):
+                    yield node_pb2.CommitEvent(
+                        height=stored.height,
+                        block_hash=stored.block_id,
+                        tx_count=stored.tx_count,
+                        commit_time=stored.committed_ms / 1000,
+                    )
+            while True:
+                notice = await queue.get()
+                if notice is None:
+                    return
+                if request.from_height and notice.height < request.from_height:
+                    continue
+                yield node_pb2.CommitEvent(
+                    height=notice.height,
+                    block_hash=notice.block_hash,
+                    epoch=notice.epoch,
+                    round=notice.round,
+                    tx_ids=list(notice.tx_ids) if request.include_tx_ids else [],
+                    tx_count=len(notice.tx_ids),
+                    commit_time=notice.commit_time,
+                    proposed_time=notice.proposed_time,
+                )
+        finally:
+            node.subscribers.discard(queue)
+
+    async def GetStatus(
+        self, request: node_pb2.StatusRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.Status:
+        node = self.node
+        core = node.core
+        ready, _ = node.readiness()
+        return node_pb2.Status(
+            chain_id=node.chain_id,
+            validator_index=node.index,
+            height=core.committed_height,
+            round=core.round,
+            epoch=core.epoch,
+            mode=core.mode.label,
+            committed_hash=core.committed_block.id,
+            peers_connected=node.peers_connected(),
+            validators=len(core.epoch_state.validators),
+            mempool_txs=node.mempool.pending_ids,
+            ready=ready,
+            state_root=node.replica.ledger.state_root(),
+        )
+
+    async def GetBlocks(
+        self, request: node_pb2.BlockRangeRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.BlockRangeResponse:
+        first, last = await _range(request, context, MAX_RANGE_BLOCKS)
+        from aitbc_node.replica import decode_batch
+
+        blocks = []
+        for stored in self.node.store.blocks(first, last):
+            txs = [
+                raw
+                for data in self.node.store.batches_at(stored.height)
+                for raw in decode_batch(data).transactions
+            ]
+            blocks.append(
+                node_pb2.CommittedBlock(
+                    height=stored.height,
+                    block_hash=stored.block_id,
+                    block=stored.block,
+                    commit_qc=stored.qc,
+                    transactions=txs,
+                )
+            )
+        return node_pb2.BlockRangeResponse(blocks=blocks)
+
+    async def GetCommittedHashes(
+        self, request: node_pb2.BlockRangeRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.CommittedHashesResponse:
+        first, last = await _range(request, context, MAX_RANGE_HASHES)
+        return node_pb2.CommittedHashesResponse(
+            from_height=first, hashes=self.node.store.hashes(first, last)
+        )
+
+    async def GetAccount(
+        self, request: node_pb2.AccountRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.AccountState:
+        if len(request.address) != 32:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"address has {len(request.address)} bytes; an Ed25519 public key has 32",
+            )
+        account = self.node.replica.ledger.account(request.address)
+        return node_pb2.AccountState(
+            address=request.address,
+            balance=account.balance,
+            nonce=account.nonce,
+            height=self.node.core.committed_height,
+        )
+
+
+async def _range(
+    request: node_pb2.BlockRangeRequest, context: grpc.aio.ServicerContext, cap: int
+) -> tuple[int, int]:
+    first = max(1, request.from_height)
+    last = request.to_height or first
+    if last < first:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"to_height {request.to_height} is below from_height {request.from_height}",
+        )
+    return first, min(last, first + cap - 1)
+
+
+class PeerService(node_pb2_grpc.PeerServicer):
+    def __init__(self, node: ValidatorNode) -> None:
+        self.node = node
+
+    async def _check_peer(
+        self, chain_id: str, sender: int, context: grpc.aio.ServicerContext
+    ) -> None:
+        node = self.node
+        if chain_id != node.chain_id:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"chain {chain_id!r}; this node runs {node.chain_id!r}",
+            )
+        if sender not in node.config.peers:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"validator {sender} is not a known peer"
+            )
+
+    async def Gossip(
+        self,
+        request_iterator: AsyncIterator[node_pb2.PeerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> node_pb2.GossipAck:
+        node = self.node
+        received = 0
+        sender = -1
+        async for msg in request_iterator:
+            if sender < 0:
+                if msg.kind != Kind.HELLO:
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a HELLO"
+                    )
+                await self._check_peer(msg.chain_id, msg.sender, context)
+                sender = msg.sender
+                continue
+            if msg.sender != sender or len(msg.payload) > MAX_MESSAGE_BYTES:
+                continue
+            received += 1
+            try:
+                await node.on_peer_message(sender, msg.kind, msg.payload)
+            except Exception:  # one bad message must never end the stream
+                log.exception(
+                    "validator %d: message %d from %d failed", node.index, msg.kind, sender
+                )
+        return node_pb2.GossipAck(received=received)
+
+    async def FetchBatches(
+        self, request: node_pb2.FetchBatchesRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.FetchBatchesResponse:
+        await self._check_peer(request.chain_id, request.requester, context)
+        node = self.node
+        found = []
+        for digest in list(request.digests)[:MAX_FETCH_DIGESTS]:
+            data = node._batch_encodings.get(digest)
+            if data is not None:
+                found.append(data)
+        return node_pb2.FetchBatchesResponse(batches=found)
+
+    async def Sync(
+        self, request: node_pb2.SyncRequest, context: grpc.aio.ServicerContext
+    ) -> node_pb2.SyncResponse:
+        await self._check_peer(request.chain_id, request.requester, context)
+        return self.node.sync_answer(request.from_height, request.max_blocks)
