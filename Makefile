@@ -44,6 +44,15 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The node image (node_image/Dockerfile, context = the repo root), tagged with pyproject's version.
+image: VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+image:
+	@if ! out="$$(docker info 2>&1)"; then \
+	  echo "make image needs a running Docker engine (docker info failed): $$(printf '%s\n' "$$out" | grep -v '^ *$$' | tail -n 1)"; \
+	  exit 1; \
+	fi
+	docker build -f node_image/Dockerfile -t aitbc-testnet-node:$(VERSION) .
+
 bench: install
 	$(PY) bench/run.py
 

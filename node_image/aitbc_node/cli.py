@@ -142,10 +142,7 @@ def _load_extra_commands() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        _load_extra_commands()
-    except ImportError:
-        pass
+    _load_extra_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
