@@ -1,0 +1,124 @@
+"""Process-wide state of the Locust load generator: settings, metrics, the pacing controller,
+the account pool and the signer that every user of the process shares.
+
+No Locust or gevent import here: the users (``loadgen.users``) drive it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+
+from loadgen.accounts import AccountPool, load_accounts
+from loadgen.batches import TransferSigner, padding_memo
+from loadgen.config import LoadgenSettings
+from loadgen.metrics import LoadgenMetrics, MetricsServer
+from loadgen.pacing import PacingController
+from loadgen.summary import LoadgenSummary, write_summary
+
+#: Seconds of a user's share of the peak rate kept signed ahead.
+PRESIGN_SECONDS = 2.0
+#: Upper bound of one user's pre-signed transactions (memory: ~0.3 KiB each).
+MAX_PRESIGNED_PER_USER = 50_000
+#: A batch slot more than this late is missed (offered, never sent).
+MAX_LATENESS_S = 1.0
+
+
+class LoadgenRuntime:
+    """What the users of one load-generator process share."""
+
+    def __init__(
+        self,
+        settings: LoadgenSettings,
+        *,
+        metrics: LoadgenMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics if metrics is not None else LoadgenMetrics()
+        self.metrics.describe_run(settings.describe())
+        self.pacer = self._new_pacer()
+        self.pool = AccountPool(load_accounts(settings.genesis, settings.worker_accounts))
+        memo = padding_memo(settings.chain_id, settings.tx_size, settings.memo_tag)
+        self.signer = TransferSigner(settings.chain_id, memo)
+        self._user_numbers = itertools.count()
+        self._published_offered = 0
+        self._published_missed = 0
+        self.metrics_server: MetricsServer | None = None
+
+    def _new_pacer(self) -> PacingController:
+        return PacingController(
+            self.settings.shape,
+            self.settings.batch_size,
+            rate_share=self.settings.rate_share,
+            max_lateness_s=MAX_LATENESS_S,
+        )
+
+    def start_test(self) -> None:
+        """A new test in this process (Locust's test_start): the schedule starts again at the
+        first claim. Counters keep counting (Prometheus counters never go back)."""
+        if self.pacer.started:
+            self.pacer = self._new_pacer()
+            self._published_offered = 0
+            self._published_missed = 0
+
+    # -- users -----------------------------------------------------------------------------
+    def next_user_number(self) -> int:
+        """0, 1, 2, ... for the users of this process (spreads their first targets)."""
+        return next(self._user_numbers)
+
+    def targets_for(self, user_number: int) -> list[str]:
+        """All targets, rotated so that user ``n`` starts at target ``n``: round robin per
+        batch then spreads the load over every validator."""
+        targets = list(self.settings.targets)
+        shift = (user_number + self.settings.worker_index) % len(targets)
+        return targets[shift:] + targets[:shift]
+
+    def presign_depth(self, expected_users: int) -> int:
+        """How many batches one user keeps signed ahead."""
+        settings = self.settings
+        user_rate = settings.shape.peak_tps * settings.rate_share / max(1, expected_users)
+        wanted = min(math.ceil(user_rate * PRESIGN_SECONDS), MAX_PRESIGNED_PER_USER)
+        return max(2, math.ceil(wanted / settings.batch_size))
+
+    # -- schedule --------------------------------------------------------------------------
+    def publish_schedule(self) -> None:
+        """Bring the offered and missed counters and the target rate up to now."""
+        now = self.clock()
+        offered = self.pacer.offered_txs(now)
+        if offered > self._published_offered:
+            self.metrics.offered.inc(offered - self._published_offered)
+            self._published_offered = offered
+        missed = self.pacer.missed_slots * self.settings.batch_size
+        if missed > self._published_missed:
+            self.metrics.missed.inc(missed - self._published_missed)
+            self._published_missed = missed
+        self.metrics.target_tps.set(self.pacer.target_tps(now))
+
+    def write_summary(self) -> LoadgenSummary:
+        """At the end of a test: slots that came due but were never sent count as missed; the
+        final counters are returned and written to ``AITBC_SUMMARY`` when it is set."""
+        self.pacer.abandon_unclaimed(self.clock())
+        self.publish_schedule()
+        summary = LoadgenSummary(
+            run_id=self.settings.run_id,
+            written_at=time.time(),
+            settings=self.settings.describe(),
+            totals=self.metrics.totals(),
+        )
+        if self.settings.summary_path is not None:
+            write_summary(self.settings.summary_path, summary)
+        return summary
+
+    # -- metrics endpoint ------------------------------------------------------------------
+    def start_metrics_server(self) -> None:
+        if self.settings.metrics_port and self.metrics_server is None:
+            self.metrics_server = self.metrics.serve(self.settings.metrics_port)
+
+    def stop_metrics_server(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server = None

@@ -1,0 +1,440 @@
+"""The Locust users: ``TransactionLoadUser`` sends pre-signed batches at the paced rate,
+``LatencyProbeUser`` measures submit-to-commit latency. Both are abstract: the locustfile
+subclasses them with its process's ``LoadgenRuntime``.
+
+Import this module only after ``import locust`` and ``grpc.experimental.gevent.init_gevent()``
+(the locustfile does both first), so gRPC calls cooperate with gevent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+import gevent
+import grpc
+from gevent.event import Event
+from gevent.greenlet import Greenlet
+from locust import User, constant, task
+
+from loadgen.accounts import LoadAccount, account_keys
+from loadgen.batches import BatchSource, SignedBatch, TransferSigner
+from loadgen.errors import CommitStreamError, SubmitError
+from loadgen.pacing import SlotClaim
+from loadgen.probe import PendingProbe, ProbeLog, ProbeRecord, ProbeTracker
+from loadgen.rpc import SubmitOutcome, commit_stream, node_stub, open_channel, submit_batch
+from loadgen.runtime import LoadgenRuntime
+
+logger = logging.getLogger("loadgen")
+
+REQUEST_TYPE = "grpc"
+SUBMIT_NAME = "SubmitTransactions"
+PROBE_NAME = "probe"
+#: Back-off after RESOURCE_EXHAUSTED: first, and the cap as it doubles.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 1.0
+#: The probe's commit stream is re-opened after this long (every call has a deadline).
+STREAM_DEADLINE_S = 3600.0
+#: Consecutive stream failures after which the probe moves to the next validator.
+STREAM_FAILURES_BEFORE_SWITCH = 3
+_IDLE_SLEEP_S = 0.5
+
+
+def expected_load_users(user: User, load_class: type[User], probe_active: bool) -> int:
+    """How many load users this process is running (for a fair account split): the runner's
+    per-class target when it has one (workers), else its total minus the probe."""
+    runner = user.environment.runner
+    per_class: dict[str, int] = dict(getattr(runner, "target_user_classes_count", {}) or {})
+    if per_class.get(load_class.__name__):
+        return per_class[load_class.__name__]
+    total = int(getattr(runner, "target_user_count", 0) or 0)
+    return max(1, total - (1 if probe_active else 0))
+
+
+class TransactionLoadUser(User):
+    """Sends one batch per claimed pacing slot, round robin over its targets."""
+
+    abstract = True
+    wait_time = constant(0)
+    runtime: ClassVar[LoadgenRuntime]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._accounts: list[LoadAccount] = []
+        self._source: BatchSource | None = None
+        self._ready: deque[SignedBatch] = deque()
+        self._retry: deque[SignedBatch] = deque()
+        self._in_flight: SignedBatch | None = None
+        self._claim: SlotClaim | None = None  # claimed and not yet sent
+        self._channels: list[grpc.Channel] = []
+        self._stubs: list[Any] = []
+        self._targets: list[str] = []
+        self._next_target = 0
+        self._depth = 2
+        self._refill: Greenlet | None = None
+        self._consumed = Event()
+        self._backoff_s = BACKOFF_FIRST_S
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_start(self) -> None:
+        runtime = self.runtime
+        users = expected_load_users(self, type(self), runtime.settings.probe_enabled)
+        self._accounts = runtime.pool.claim(users)
+        if not self._accounts:
+            logger.warning(
+                "load user has no accounts (AITBC_ACCOUNTS for this worker: %d, users: %d): "
+                "it stays idle; raise AITBC_ACCOUNTS or lower the user count",
+                len(runtime.settings.worker_accounts),
+                users,
+            )
+            return
+        self._source = BatchSource(runtime.signer, self._accounts, runtime.settings.batch_size)
+        self._targets = runtime.targets_for(runtime.next_user_number())
+        self._channels = [open_channel(target) for target in self._targets]
+        self._stubs = [node_stub(channel) for channel in self._channels]
+        self._depth = runtime.presign_depth(users)
+        while len(self._ready) < self._depth:
+            self._sign_one()
+            gevent.sleep(0)
+        self._refill = gevent.spawn(self._refill_loop)
+
+    def on_stop(self) -> None:
+        if self._claim is not None:
+            self.runtime.pacer.return_unsent(self._claim)
+            self._claim = None
+        if self._refill is not None:
+            self._refill.kill(block=True)
+            self._refill = None
+        if self._source is not None:
+            unsent = [*self._retry, *self._ready]
+            if self._in_flight is not None:
+                unsent.append(self._in_flight)
+            self._source.rewind(unsent)
+            self.runtime.metrics.presigned.dec(sum(len(batch) for batch in self._ready))
+            self._ready.clear()
+            self._retry.clear()
+            self._in_flight = None
+            self.runtime.pool.release(self._accounts)
+            self._accounts = []
+            self._source = None
+        for channel in self._channels:
+            channel.close()
+        self._channels, self._stubs = [], []
+
+    # -- signing ahead ---------------------------------------------------------------------
+    def _sign_one(self) -> None:
+        assert self._source is not None
+        batch = self._source.next_batch()
+        self._ready.append(batch)
+        self.runtime.metrics.presigned.inc(len(batch))
+
+    def _refill_loop(self) -> None:
+        while True:
+            if len(self._ready) < self._depth:
+                self._sign_one()
+                gevent.sleep(0)  # one batch at a time: sends are never held up by signing
+            else:
+                self._consumed.clear()
+                self._consumed.wait(timeout=1.0)
+
+    def _take_batch(self) -> tuple[SignedBatch, bool]:
+        """The next batch to send, and whether it is a resend."""
+        if self._retry:
+            return self._retry.popleft(), True
+        if not self._ready:  # the refill fell behind: sign inline rather than send less
+            self._sign_one()
+        batch = self._ready.popleft()
+        self.runtime.metrics.presigned.dec(len(batch))
+        self._consumed.set()
+        return batch, False
+
+    # -- sending ---------------------------------------------------------------------------
+    @task
+    def send_batch(self) -> None:
+        runtime = self.runtime
+        if self._source is None:
+            gevent.sleep(_IDLE_SLEEP_S)
+            return
+        if not runtime.pacer.started:
+            logger.info(
+                "load schedule starts: shape %s, %g tx/s peak in this process, batches of %d",
+                runtime.settings.shape.name,
+                runtime.settings.shape.peak_tps * runtime.settings.rate_share,
+                runtime.settings.batch_size,
+            )
+        claim = runtime.pacer.claim(runtime.clock())
+        if claim is None:  # the shape offers nothing more
+            gevent.sleep(_IDLE_SLEEP_S)
+            return
+        self._claim = claim
+        delay = claim.due_at - runtime.clock()
+        if delay > 0:
+            gevent.sleep(delay)
+        runtime.publish_schedule()  # offered is counted before the slot's batch is sent
+        batch, resend = self._take_batch()
+        target_index = self._next_target
+        self._next_target = (self._next_target + 1) % len(self._targets)
+        self._in_flight = batch
+        outcome = submit_batch(
+            self._stubs[target_index],
+            batch.transactions,
+            target=self._targets[target_index],
+            timeout_s=runtime.settings.rpc_timeout_s,
+        )
+        self._in_flight = None
+        self._claim = None
+        self._record(outcome, resend)
+        if outcome.retryable:
+            self._retry.append(batch)
+        if outcome.error_code == "RESOURCE_EXHAUSTED":
+            runtime.metrics.backoffs.inc()
+            gevent.sleep(self._backoff_s)
+            self._backoff_s = min(BACKOFF_MAX_S, self._backoff_s * 2)
+        elif outcome.ok:
+            self._backoff_s = BACKOFF_FIRST_S
+
+    def _record(self, outcome: SubmitOutcome, resend: bool) -> None:
+        metrics = self.runtime.metrics
+        metrics.sent.inc(outcome.sent)
+        if resend:
+            metrics.resent.inc(outcome.sent)
+        if outcome.accepted:
+            metrics.acked.inc(outcome.accepted)
+        metrics.record_rejections(outcome.rejection_counts())
+        exception = None
+        if not outcome.ok:
+            exception = SubmitError(
+                f"SubmitTransactions to {outcome.target} failed with {outcome.error_code}: "
+                f"{outcome.error_detail}"
+            )
+        self.environment.events.request.fire(
+            request_type=REQUEST_TYPE,
+            name=SUBMIT_NAME,
+            response_time=outcome.latency_s * 1000.0,
+            response_length=outcome.sent,
+            response=None,
+            context={"target": outcome.target, "accepted": outcome.accepted},
+            exception=exception,
+        )
+
+
+class ProbeTimeout(Exception):
+    """A probe transaction was not seen committed in time."""
+
+
+class ProbeFailed(Exception):
+    """A probe transaction was rejected or its submission failed."""
+
+
+class LatencyProbeUser(User):
+    """One user per run: every ``AITBC_PROBE_INTERVAL_S`` a transfer from the probe account to
+    one validator, whose id it awaits in that validator's commit stream."""
+
+    abstract = True
+    fixed_count = 1
+    weight = 0
+    wait_time = constant(0)
+    runtime: ClassVar[LoadgenRuntime]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = self.runtime.settings
+        index = settings.probe_account
+        self._account = LoadAccount(index, account_keys(settings.genesis, index))
+        self._signer = TransferSigner(settings.chain_id, self.runtime.signer.memo)
+        self._tracker = ProbeTracker(settings.run_id, settings.probe_timeout_s)
+        self._log: ProbeLog | None = None
+        self._target_index = settings.worker_index % len(settings.targets)
+        self._channel: grpc.Channel | None = None
+        self._stub: Any = None
+        self._stream: Any = None
+        self._reader: Greenlet | None = None
+        self._sweeper: Greenlet | None = None
+        self._unsent: tuple[bytes, bytes, int] | None = None  # raw, id, nonce
+        self._next_probe_at = 0.0
+        self._last_height = 0
+        self._stream_failures = 0
+        self._last_event_mono = 0.0
+        self._stopping = False
+
+    @property
+    def target(self) -> str:
+        return self.runtime.settings.targets[self._target_index]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_start(self) -> None:
+        settings = self.runtime.settings
+        if settings.probe_log is not None:
+            self._log = ProbeLog(settings.probe_log)
+        self._connect()
+        self._reader = gevent.spawn(self._read_commits, self._open_stream())
+        self._sweeper = gevent.spawn(self._sweep_loop)
+        self._next_probe_at = self.runtime.clock() + min(settings.probe_interval_s, 0.5)
+
+    def on_stop(self) -> None:
+        self._stopping = True
+        for greenlet in (self._reader, self._sweeper):
+            if greenlet is not None:
+                greenlet.kill(block=True)
+        self._reader = self._sweeper = None
+        self._disconnect()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _connect(self) -> None:
+        """A channel to the current target; the previous one (if any) closes after the swap, so
+        the probe task never picks up a closed channel."""
+        previous = self._channel
+        self._channel = open_channel(self.target)
+        self._stub = node_stub(self._channel)
+        if previous is not None:
+            previous.close()
+
+    def _disconnect(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    # -- probing ---------------------------------------------------------------------------
+    @task
+    def probe(self) -> None:
+        runtime = self.runtime
+        interval = runtime.settings.probe_interval_s
+        delay = self._next_probe_at - runtime.clock()
+        if delay > 0:
+            gevent.sleep(delay)
+        self._next_probe_at = max(self._next_probe_at + interval, runtime.clock())
+        if self._unsent is None:
+            nonce = self._account.next_nonce
+            tx = self._signer.sign_next(self._account)
+            self._unsent = (tx.encode(), tx.id, nonce)
+        raw, tx_id, nonce = self._unsent
+        target = self.target
+        pending = PendingProbe(
+            tx_id=tx_id,
+            target=target,
+            nonce=nonce,
+            submitted_at=time.time(),
+            submitted_mono=runtime.clock(),
+        )
+        outcome = submit_batch(
+            self._stub, [raw], target=target, timeout_s=runtime.settings.rpc_timeout_s
+        )
+        reasons = outcome.rejection_counts()
+        if outcome.accepted or "duplicate" in reasons:
+            self._unsent = None
+            if not self._tracker.is_pending(tx_id):
+                self._tracker.submitted(pending)
+            return
+        if not outcome.ok:
+            record = self._tracker.failed(
+                pending, "rpc_error", f"{outcome.error_code}: {outcome.error_detail}"
+            )
+            self._report(record)  # the same transaction is sent again next time
+            return
+        reason = next(iter(reasons), "unspecified")
+        if reason == "stale_nonce":
+            self._unsent = None  # the account is ahead of us: move on to the next nonce
+        self._report(self._tracker.failed(pending, "rejected", reason))
+
+    def _report(self, record: ProbeRecord) -> None:
+        metrics = self.runtime.metrics
+        metrics.probes.labels(outcome=record.outcome).inc()
+        exception: Exception | None = None
+        response_time = 0.0
+        if record.outcome == "committed" and record.latency_s is not None:
+            metrics.e2e_latency.observe(record.latency_s)
+            response_time = record.latency_s * 1000.0
+        elif record.outcome == "timeout":
+            exception = ProbeTimeout(
+                f"probe {record.tx_id[:16]} to {record.target}: {record.reason}"
+            )
+            response_time = self.runtime.settings.probe_timeout_s * 1000.0
+        else:
+            exception = ProbeFailed(
+                f"probe {record.tx_id[:16]} to {record.target} {record.outcome}: {record.reason}"
+            )
+        self.environment.events.request.fire(
+            request_type=REQUEST_TYPE,
+            name=PROBE_NAME,
+            response_time=response_time,
+            response_length=1,
+            response=None,
+            context={"target": record.target, "height": record.height},
+            exception=exception,
+        )
+        if self._log is not None:
+            self._log.write(record)
+
+    # -- commit stream ---------------------------------------------------------------------
+    def _open_stream(self) -> Any:
+        """The commit stream of the current target, from the block after the last one seen
+        (0 at first: only new blocks)."""
+        from_height = self._last_height + 1 if self._last_height else 0
+        self._last_event_mono = self.runtime.clock()
+        self._stream = commit_stream(
+            self._stub, from_height=from_height, include_tx_ids=True, timeout_s=STREAM_DEADLINE_S
+        )
+        return self._stream
+
+    def _read_commits(self, first_stream: Any) -> None:
+        stream = first_stream
+        while not self._stopping:
+            try:
+                for event in stream:
+                    self._on_commit(event.height, [bytes(tx_id) for tx_id in event.tx_ids])
+                gevent.sleep(0.1)  # the validator closed the stream: open the next one
+            except grpc.RpcError as error:
+                if self._stopping:
+                    return
+                self._on_stream_error(error)
+            stream = self._open_stream()
+
+    def _on_commit(self, height: int, tx_ids: list[bytes]) -> None:
+        self._last_height = max(self._last_height, height)
+        self._last_event_mono = self.runtime.clock()
+        self._stream_failures = 0
+        for record in self._tracker.committed(tx_ids, height, time.time(), self.runtime.clock()):
+            self._report(record)
+
+    def _on_stream_error(self, error: grpc.RpcError) -> None:
+        code = error.code() if isinstance(error, grpc.Call) else None
+        self._stream_failures += 1
+        logger.warning(
+            "%s",
+            CommitStreamError(
+                f"probe commit stream of {self.target} ended with "
+                f"{code.name if code is not None else 'UNKNOWN'} "
+                f"(failure {self._stream_failures}); reconnecting"
+            ),
+        )
+        if self._stream_failures >= STREAM_FAILURES_BEFORE_SWITCH:
+            self._switch_target()
+        gevent.sleep(min(0.25 * self._stream_failures, 2.0))
+
+    def _switch_target(self) -> None:
+        targets = self.runtime.settings.targets
+        if len(targets) == 1:
+            return
+        self._target_index = (self._target_index + 1) % len(targets)
+        self._stream_failures = 0
+        self._connect()
+
+    def _sweep_loop(self) -> None:
+        timeout = self.runtime.settings.probe_timeout_s
+        while True:
+            gevent.sleep(min(1.0, timeout / 4))
+            now = self.runtime.clock()
+            for record in self._tracker.expire(now):
+                self._report(record)
+            silent_for = now - self._last_event_mono
+            if self._tracker.pending_count and silent_for > timeout and self._stream is not None:
+                # No commit seen for a whole probe timeout: the stream may hang on a dead peer.
+                self._stream_failures = STREAM_FAILURES_BEFORE_SWITCH - 1
+                self._stream.cancel()
