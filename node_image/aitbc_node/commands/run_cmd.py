@@ -11,6 +11,10 @@ import sys
 
 from aitbc_node.config import era_check, load_node_config
 
+#: Set to a path prefix to write cProfile stats of the event loop thread to
+#: ``<prefix>.<validator index>.prof`` when the node stops (SIGTERM/SIGINT).
+ENV_PROFILE = "AITBC_NODE_PROFILE"
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     if "run" in sub.choices:
@@ -36,7 +40,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if era_check(config.data_dir, config.era):
         logging.getLogger(__name__).warning("era changed to %s: data directory wiped", config.era)
-    return asyncio.run(_serve(config))
+    profile_prefix = os.environ.get(ENV_PROFILE)
+    if not profile_prefix:
+        return asyncio.run(_serve(config))
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return asyncio.run(_serve(config))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_prefix}.{config.index}.prof")
 
 
 async def _serve(config: object) -> int:

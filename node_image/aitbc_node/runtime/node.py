@@ -12,9 +12,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -42,7 +43,7 @@ from aitbc_node.consensus.types import Block, EpochState, Message, QuorumCert, S
 from aitbc_node.crypto import BlsScheme
 from aitbc_node.errors import DecodeError, StorageError
 from aitbc_node.ledger.state import LedgerState
-from aitbc_node.ledger.tx import decode_transaction, verify_transaction_signature
+from aitbc_node.ledger.tx import Transaction, decode_transaction, verify_transaction_signature
 from aitbc_node.ops.faults import FaultController
 from aitbc_node.ops.http import OpsServer, start_ops_server
 from aitbc_node.ops.metrics import NodeMetrics
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Most blocks one sync answer carries.
 SYNC_MAX_BLOCKS = 128
+#: Peer batches queued for verification per peer before that peer's stream is held back.
+BATCH_QUEUE = 64
 #: Commits a subscriber may lag behind before its stream is closed.
 SUBSCRIBER_QUEUE = 4096
 SERVER_OPTIONS = [
@@ -98,6 +101,10 @@ class ValidatorNode:
         self.rng = random.Random(config.index)
         self.mempool = Mempool(config.mempool.max_txs)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"verify-{config.index}")
+        #: Consensus messages (BLS) get their own thread: a vote never waits behind batches.
+        self.consensus_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"consensus-{config.index}"
+        )
         self.store = NodeStore(config.data_dir / "node.db")
         self.peers: dict[int, PeerLink] = {}
         self.subscribers: set[asyncio.Queue[CommitNotice | None]] = set()
@@ -110,6 +117,10 @@ class ValidatorNode:
         self._sync_target = 0
         self._sync_inflight: set[int] = set()
         self._fetch_inflight: set[bytes] = set()
+        #: Peer batches waiting for (or in) signature verification, by digest, and the
+        #: per-peer queues of their verification workers.
+        self._verifying: set[bytes] = set()
+        self._batch_queues: dict[int, asyncio.Queue[tuple[Batch, bytes]]] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         #: Encodings and (created ms, tx count) of batches not yet committed.
@@ -255,24 +266,30 @@ class ValidatorNode:
         if self.ops is not None:
             await self.ops.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.consensus_pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         log.info("validator %d stopped cleanly", self.index)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ health and status
 
+    def connected_peers(self) -> set[int]:
+        """Peers with a live stream that no partition fault cuts off."""
+        cut = self.faults.partitioned_peers
+        return {i for i, link in self.peers.items() if link.connected and i not in cut}
+
     def peers_connected(self) -> int:
-        return sum(1 for link in self.peers.values() if link.connected)
+        return len(self.connected_peers())
 
     def readiness(self) -> tuple[bool, str]:
         if not self._started:
             return False, "starting"
         es = self.core.epoch_state
-        connected = {i for i, link in self.peers.items() if link.connected} | {self.index}
+        connected = self.connected_peers() | {self.index}
         if not es.validators.is_quorum(es.mode, connected):
             return False, f"connected to {len(connected) - 1} peers: not a quorum yet"
         if self._sync_target > self.core.committed_height + 2:
@@ -431,7 +448,9 @@ class ValidatorNode:
         samples: list[float] = []
         for ref in block.batches:
             data = self._batch_encodings.pop(ref.digest, None)
-            created, count = self._batch_times.pop(ref.digest, (block.timestamp_ms, ref.tx_count))
+            # The count of transactions we hold, never the block's claim (ref.tx_count comes
+            # from the proposer): one finality sample per committed transaction.
+            created, count = self._batch_times.pop(ref.digest, (block.timestamp_ms, 0))
             if data is None:
                 log.error(
                     "validator %d: batch %s of block %d was not kept",
@@ -494,7 +513,7 @@ class ValidatorNode:
         if self.faults.paused or self.faults.drops(sender, self.rng):
             return
         if kind == codec.Kind.BATCH:
-            await self._on_batch(sender, payload)
+            await self._queue_batch(sender, payload)
             return
         try:
             msg = codec.decode_message(kind, payload)
@@ -503,14 +522,20 @@ class ValidatorNode:
             return
         epoch_before = self.core.epoch
         loop = asyncio.get_running_loop()
-        reason = await loop.run_in_executor(self.pool, self.core.verify_message, sender, msg)
+        reason = await loop.run_in_executor(
+            self.consensus_pool, self.core.verify_message, sender, msg
+        )
         if reason is not None:
             log.debug("validator %d: invalid message from %d: %s", self.index, sender, reason)
             return
         verified = self.core.epoch == epoch_before == _epoch_of(msg)
         self._apply(self.core.on_message(now_ms(), sender, msg, verified=verified))
 
-    async def _on_batch(self, sender: int, payload: bytes) -> None:
+    async def _queue_batch(self, sender: int, payload: bytes) -> None:
+        """Hand a peer's batch to that peer's verification worker, so that the proposals and
+        votes behind it on the stream are not held up by its signature checks. The worker keeps
+        the author's order (its transactions' nonces depend on it); a full queue holds the
+        stream back."""
         try:
             batch = decode_batch(payload)
         except DecodeError as exc:
@@ -521,13 +546,34 @@ class ValidatorNode:
                 "validator %d: batch from %d claims author %d", self.index, sender, batch.author
             )
             return
-        if not await self._verify_batch(batch):
-            log.warning(
-                "validator %d: batch from %d has an invalid transaction", self.index, sender
-            )
-            return
-        self._add_batch(batch, payload)
-        self._apply(self.core.on_batches_available(now_ms()))
+        digest = batch.digest
+        if digest in self._verifying or not self.replica.missing_batches([batch.ref]):
+            return  # already known, committed or on its way
+        queue = self._batch_queues.get(sender)
+        if queue is None:
+            queue = asyncio.Queue(BATCH_QUEUE)
+            self._batch_queues[sender] = queue
+            self._spawn(self._batch_worker(sender, queue))
+        self._verifying.add(digest)
+        await queue.put((batch, payload))
+
+    async def _batch_worker(self, sender: int, queue: asyncio.Queue[tuple[Batch, bytes]]) -> None:
+        while True:
+            batch, payload = await queue.get()
+            try:
+                valid = await self._verify_batch(batch)
+            except Exception:  # a worker must survive anything one batch does
+                log.exception("validator %d: batch from %d failed", self.index, sender)
+                valid = False
+            finally:
+                self._verifying.discard(batch.digest)
+            if not valid:
+                log.warning(
+                    "validator %d: batch from %d has an invalid transaction", self.index, sender
+                )
+                continue
+            self._add_batch(batch, payload)
+            self._apply(self.core.on_batches_available(now_ms()))
 
     async def _verify_batch(self, batch: Batch) -> bool:
         loop = asyncio.get_running_loop()
@@ -536,14 +582,17 @@ class ValidatorNode:
     def _add_batch(self, batch: Batch, encoding: bytes | None = None) -> None:
         if self.replica.add_batch(batch):
             self._batch_encodings[batch.digest] = encoding or batch.encode()
-            self._batch_times[batch.digest] = (batch.created_ms or now_ms(), batch.tx_count)
+            self._batch_times[batch.digest] = (
+                batch.created_ms or now_ms(),
+                len(batch.transactions),
+            )
 
     # ------------------------------------------------------------------ fetch and sync
 
     async def _fetch(self, peer: int, digests: list[bytes]) -> None:
-        wanted = [d for d in digests if d not in self._fetch_inflight]
+        wanted = [d for d in digests if d not in self._fetch_inflight and d not in self._verifying]
         link = self.peers.get(peer)
-        if not wanted or link is None:
+        if not wanted or link is None or peer in self.faults.partitioned_peers:
             return
         self._fetch_inflight.update(wanted)
         try:
@@ -567,7 +616,7 @@ class ValidatorNode:
 
     async def _sync(self, peer: int, from_height: int) -> None:
         link = self.peers.get(peer)
-        if link is None or peer in self._sync_inflight:
+        if link is None or peer in self._sync_inflight or peer in self.faults.partitioned_peers:
             return
         self._sync_inflight.add(peer)
         try:
@@ -626,9 +675,9 @@ class ValidatorNode:
             for block in chain:
                 blocks.append(codec.encode_block(block))
                 for ref in block.batches:
-                    data = self._batch_encodings.get(ref.digest)
-                    if data is not None:
-                        batches.append(data)
+                    kept = self._batch_encodings.get(ref.digest)
+                    if kept is not None:
+                        batches.append(kept)
             commit_proof = codec.encode_qc(high_qc)
         return node_pb2.SyncResponse(
             blocks=blocks,
@@ -676,14 +725,10 @@ class ValidatorNode:
     async def submit(self, raws: Sequence[bytes]) -> node_pb2.SubmitResponse:
         arrival = now_ms()
         screened = self.mempool.screen(raws, self.replica.ledger)
-        candidates = [a for a in screened if a.tx is not None]
+        candidates = [(a.tx_id, a.tx) for a in screened if a.tx is not None]
         loop = asyncio.get_running_loop()
-        valid = await loop.run_in_executor(
-            self.pool,
-            _verify_all,
-            [a.tx for a in candidates],  # type: ignore[misc]
-        )
-        verdict = dict(zip((a.tx_id for a in candidates), valid, strict=True))
+        valid = await loop.run_in_executor(self.pool, _verify_all, [tx for _, tx in candidates])
+        verdict = dict(zip((tid for tid, _ in candidates), valid, strict=True))
         results = []
         accepted = 0
         rejected: dict[str, int] = {}
@@ -710,12 +755,16 @@ class ValidatorNode:
         )
 
 
-def _verify_all(txs: Sequence[object]) -> list[bool]:
-    return [verify_transaction_signature(tx) for tx in txs]  # type: ignore[arg-type]
+def _verify_all(txs: Sequence[Transaction]) -> list[bool]:
+    return [verify_transaction_signature(tx) for tx in txs]
 
 
 def verify_batch(batch: Batch) -> bool:
-    """Every transaction of a peer's batch decodes and carries a valid signature."""
+    """Every transaction of a peer's batch decodes and carries a valid signature, and the batch
+    claims no synthetic load (only the simulator models load; a real peer claiming millions of
+    synthetic transactions would inflate every node's commit accounting)."""
+    if batch.synthetic_count:
+        return False
     try:
         return all(
             verify_transaction_signature(decode_transaction(raw)) for raw in batch.transactions

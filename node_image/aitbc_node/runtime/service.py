@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from aitbc_node.consensus import codec
 from aitbc_node.consensus.codec import MAX_MESSAGE_BYTES, Kind
+from aitbc_node.ledger.tx import tx_id
 from aitbc_node.proto.aitbc.v1 import node_pb2, node_pb2_grpc
+from aitbc_node.replica import decode_batch
+from aitbc_node.storage.store import StoredBlock
 
 if TYPE_CHECKING:
     from aitbc_node.runtime.node import CommitNotice, ValidatorNode
@@ -56,14 +60,14 @@ class PublicService(node_pb2_grpc.NodeServicer):
         node.subscribers.add(queue)
         try:
             if request.from_height:
+                # Subscribed above with no await since: every later commit is in the queue.
                 top = node.core.committed_height
-                for stored in node.store.blocks(request.from_height, top):
-                    yield node_pb2.CommitEvent(
-                        height=stored.height,
-                        block_hash=stored.block_id,
-                        tx_count=stored.tx_count,
-                        commit_time=stored.committed_ms / 1000,
-                    )
+                first = request.from_height
+                while first <= top:
+                    last = min(top, first + MAX_RANGE_BLOCKS - 1)
+                    for stored in node.store.blocks(first, last):
+                        yield _stored_event(node, stored, request.include_tx_ids)
+                    first = last + 1
             while True:
                 notice = await queue.get()
                 if notice is None:
@@ -108,8 +112,6 @@ class PublicService(node_pb2_grpc.NodeServicer):
         self, request: node_pb2.BlockRangeRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.BlockRangeResponse:
         first, last = await _range(request, context, MAX_RANGE_BLOCKS)
-        from aitbc_node.replica import decode_batch
-
         blocks = []
         for stored in self.node.store.blocks(first, last):
             txs = [
@@ -153,6 +155,32 @@ class PublicService(node_pb2_grpc.NodeServicer):
         )
 
 
+def _stored_event(
+    node: ValidatorNode, stored: StoredBlock, include_tx_ids: bool
+) -> node_pb2.CommitEvent:
+    """A commit event rebuilt from the store (a stream that starts in the past)."""
+    block = codec.decode_block(stored.block)
+    tx_ids = (
+        [
+            tx_id(raw)
+            for data in node.store.batches_at(stored.height)
+            for raw in decode_batch(data).transactions
+        ]
+        if include_tx_ids
+        else []
+    )
+    return node_pb2.CommitEvent(
+        height=stored.height,
+        block_hash=stored.block_id,
+        epoch=block.epoch,
+        round=block.round,
+        tx_ids=tx_ids,
+        tx_count=stored.tx_count,
+        commit_time=stored.committed_ms / 1000,
+        proposed_time=block.timestamp_ms / 1000,
+    )
+
+
 async def _range(
     request: node_pb2.BlockRangeRequest, context: grpc.aio.ServicerContext, cap: int
 ) -> tuple[int, int]:
@@ -182,6 +210,13 @@ class PeerService(node_pb2_grpc.PeerServicer):
         if sender not in node.config.peers:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, f"validator {sender} is not a known peer"
+            )
+
+    async def _check_not_partitioned(self, sender: int, context: grpc.aio.ServicerContext) -> None:
+        """An injected partition cuts fetch and sync calls too, not only gossip."""
+        if sender in self.node.faults.partitioned_peers:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"partitioned from validator {sender} (fault API)"
             )
 
     async def Gossip(
@@ -216,6 +251,7 @@ class PeerService(node_pb2_grpc.PeerServicer):
         self, request: node_pb2.FetchBatchesRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.FetchBatchesResponse:
         await self._check_peer(request.chain_id, request.requester, context)
+        await self._check_not_partitioned(request.requester, context)
         node = self.node
         found = []
         for digest in list(request.digests)[:MAX_FETCH_DIGESTS]:
@@ -228,4 +264,5 @@ class PeerService(node_pb2_grpc.PeerServicer):
         self, request: node_pb2.SyncRequest, context: grpc.aio.ServicerContext
     ) -> node_pb2.SyncResponse:
         await self._check_peer(request.chain_id, request.requester, context)
+        await self._check_not_partitioned(request.requester, context)
         return self.node.sync_answer(request.from_height, request.max_blocks)

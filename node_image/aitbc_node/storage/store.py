@@ -19,6 +19,8 @@ from aitbc_node.consensus.types import SafetyState
 from aitbc_node.errors import StorageError
 
 SCHEMA_VERSION = 1
+#: SQLite integers are signed 64-bit: heights from the network (uint64) are clamped to this.
+MAX_HEIGHT = 2**63 - 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -57,6 +59,11 @@ class StoredBlock:
     state_root: bytes
     committed_ms: int
     tx_count: int
+
+
+def _h(height: int) -> int:
+    """A height as SQLite can bind it (a hostile uint64 range must not raise OverflowError)."""
+    return max(0, min(height, MAX_HEIGHT))
 
 
 def _encode_safety(s: SafetyState) -> bytes:
@@ -157,25 +164,26 @@ class NodeStore:
         return int(row[0]) if row and row[0] is not None else 0
 
     def block(self, height: int) -> StoredBlock | None:
-        row = self._db.execute("SELECT * FROM blocks WHERE height = ?", (height,)).fetchone()
+        row = self._db.execute("SELECT * FROM blocks WHERE height = ?", (_h(height),)).fetchone()
         return StoredBlock(*row) if row else None
 
     def blocks(self, first: int, last: int) -> list[StoredBlock]:
         rows = self._db.execute(
-            "SELECT * FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height", (first, last)
+            "SELECT * FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+            (_h(first), _h(last)),
         ).fetchall()
         return [StoredBlock(*row) for row in rows]
 
     def hashes(self, first: int, last: int) -> list[bytes]:
         rows = self._db.execute(
             "SELECT block_id FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
-            (first, last),
+            (_h(first), _h(last)),
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
     def batches_at(self, height: int) -> list[bytes]:
         rows = self._db.execute(
-            "SELECT data FROM batches WHERE height = ? ORDER BY position", (height,)
+            "SELECT data FROM batches WHERE height = ? ORDER BY position", (_h(height),)
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
@@ -183,7 +191,7 @@ class NodeStore:
         for height, data in self._db.execute(
             "SELECT height, data FROM batches WHERE height BETWEEN ? AND ? ORDER BY height, "
             "position",
-            (first, last),
+            (_h(first), _h(last)),
         ):
             yield int(height), bytes(data)
 
@@ -211,7 +219,7 @@ class NodeStore:
     def end_proof_after(self, height: int) -> bytes | None:
         """The end proof of the epoch whose last block is at ``height`` (stored with the next)."""
         row = self._db.execute(
-            "SELECT end_proof FROM epochs WHERE start_height = ?", (height + 1,)
+            "SELECT end_proof FROM epochs WHERE start_height = ?", (_h(height + 1),)
         ).fetchone()
         return bytes(row[0]) if row else None
 
