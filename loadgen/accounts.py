@@ -20,14 +20,18 @@ from loadgen.errors import AccountError
 
 class LoadAccount:
     """A test account and the nonce its next transaction will carry (the one mutable record
-    of the load generator: only its current owner advances it)."""
+    of the load generator: only its current owner advances it). ``synced``: ``next_nonce``
+    was read from a validator (``GetAccount``) or continues from nonces this process sent."""
 
-    __slots__ = ("index", "keys", "next_nonce")
+    __slots__ = ("index", "keys", "next_nonce", "synced")
 
-    def __init__(self, index: int, keys: Ed25519KeyPair, next_nonce: int = 0) -> None:
+    def __init__(
+        self, index: int, keys: Ed25519KeyPair, next_nonce: int = 0, synced: bool = False
+    ) -> None:
         self.index = index
         self.keys = keys
         self.next_nonce = next_nonce
+        self.synced = synced
 
     def __repr__(self) -> str:
         return f"LoadAccount(index={self.index}, next_nonce={self.next_nonce})"

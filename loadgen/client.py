@@ -11,12 +11,12 @@ Locust users, so a burst and a load test produce the same transactions.
 
 from __future__ import annotations
 
-import itertools
+import math
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import grpc
@@ -24,16 +24,19 @@ from aitbc_node.errors import ConfigError, DecodeError
 from aitbc_node.genesis import Genesis, load_genesis
 from aitbc_node.proto.aitbc.v1 import node_pb2_grpc
 
-from loadgen.accounts import load_account_indices, load_accounts
-from loadgen.batches import BatchSource, SignedBatch, TransferSigner, padding_memo
+from loadgen.accounts import LoadAccount, load_account_indices, load_accounts
+from loadgen.batches import SignedBatch, TransferSigner, padding_memo
 from loadgen.errors import CommitStreamError, LoadgenConfigError
+from loadgen.routing import DOWN_CODES, Lane, pick_destination, route_accounts, split_lanes
 from loadgen.rpc import (
     DEFAULT_TIMEOUT_S,
     SubmitOutcome,
     commit_stream,
+    committed_nonces,
     get_status,
     node_stub,
     open_channel,
+    rpc_code,
     submit_batch,
 )
 
@@ -115,13 +118,18 @@ def submit_burst(
     in_flight: int = 4,
     run_id: str = "burst",
 ) -> BurstResult:
-    """Sign and submit ``count`` transfers in batches of ``batch_size``, round robin over
-    ``targets``, with up to ``in_flight`` calls at once. A batch whose call fails with a
-    retryable code is resent (to the next target) up to ``max_attempts`` times in all.
+    """Sign and submit ``count`` transfers in batches of ``batch_size``, with up to
+    ``in_flight`` calls at once, routed by account (``loadgen.routing``): every transaction of
+    an account goes to the same target, one call at a time per lane of accounts, so each
+    account's nonces reach its validator in order. A batch whose call fails with a retryable
+    code is resent to the same target up to ``max_attempts`` times in all; when it still fails
+    because the target is unreachable, the lane's accounts move to another target, starting
+    again from the nonces that target has committed (``GetAccount``).
 
     ``accounts``: genesis account indices to send from (default: every account but the last,
-    the latency probe's); ``nonces``: their next nonces (default 0, fresh accounts; pass a
-    previous result's ``next_nonces`` to continue). Use accounts that no concurrent load uses.
+    the latency probe's); ``nonces``: their next nonces (default: the committed next nonce
+    from ``GetAccount``, or 0 when the validators do not have it; pass a previous result's
+    ``next_nonces`` to continue). Use accounts that no concurrent load uses.
     """
     if not targets:
         raise LoadgenConfigError("submit_burst targets is empty: give at least one host:port")
@@ -135,63 +143,89 @@ def submit_burst(
     if not indices:
         raise LoadgenConfigError("submit_burst accounts is empty: give at least one index")
     senders = load_accounts(chain, indices)
-    for account in senders:
-        account.next_nonce = (nonces or {}).get(account.index, 0)
     memo = padding_memo(chain.chain_id, tx_size, f"aitbc-loadgen/{run_id}/".encode())
-    source = BatchSource(TransferSigner(chain.chain_id, memo), senders, batch_size)
+    signer = TransferSigner(chain.chain_id, memo)
 
     channels = {target: open_channel(target) for target in targets}
     stubs = {target: node_stub(channel) for target, channel in channels.items()}
-    target_cycle = itertools.cycle(targets)
-    accepted_ids: list[bytes] = []
+    accepted: dict[bytes, None] = {}
     rejected: Counter[str] = Counter()
     per_target: Counter[str] = Counter()
     sent = calls = retries = 0
     started = time.perf_counter()
     try:
         height_before = _height_or_none(stubs[targets[0]], timeout_s)
+        routed = route_accounts(senders, targets)
+        if nonces is not None:
+            for account in senders:
+                account.next_nonce = nonces.get(account.index, 0)
+        else:
+            for target, group in routed.items():
+                _sync_nonces(group, [target, *targets], stubs, timeout_s)
+        lanes = _interleaved_lanes(
+            routed, max(1, math.ceil(in_flight / len(routed))), signer, batch_size
+        )
+        # Batch k goes to lane k % lanes: a fixed plan, whatever order the calls finish in.
+        sizes: dict[int, deque[int]] = {id(lane): deque() for lane in lanes}
+        for number, first in enumerate(range(0, count, batch_size)):
+            sizes[id(lanes[number % len(lanes)])].append(min(batch_size, count - first))
+        attempts: dict[int, int] = {}  # id(batch) -> calls made with it
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="burst") as pool:
-            pending: dict[Future[SubmitOutcome], tuple[SignedBatch, int]] = {}
-
-            def launch(batch: SignedBatch, attempt: int) -> Future[SubmitOutcome]:
-                target = next(target_cycle)
-                future = pool.submit(
-                    submit_batch,
-                    stubs[target],
-                    batch.transactions,
-                    target=target,
-                    timeout_s=timeout_s,
-                )
-                pending[future] = (batch, attempt)
-                return future
-
-            remaining = count
-            while remaining > 0 or pending:
-                while remaining > 0 and len(pending) < in_flight:
-                    batch = source.next_batch(min(batch_size, remaining))
-                    remaining -= len(batch)
-                    launch(batch, 1)
-                future = next(iter(pending))
-                outcome = future.result()
-                batch, attempt = pending.pop(future)
-                calls += 1
-                sent += outcome.sent
-                per_target[outcome.target] += outcome.sent
-                if outcome.retryable and attempt < max_attempts:
-                    retries += 1
-                    launch(batch, attempt + 1)
-                    continue
-                accepted_ids.extend(outcome.accepted_ids)
-                rejected.update(outcome.rejection_counts())
+            busy: dict[Future[SubmitOutcome], tuple[Lane, SignedBatch]] = {}
+            while True:
+                for lane in lanes:
+                    if len(busy) >= in_flight:
+                        break
+                    if lane.in_flight is not None or not (lane.retry or sizes[id(lane)]):
+                        continue
+                    if lane.retry:
+                        batch, _ = lane.take()
+                    else:
+                        batch, _ = lane.take(sizes[id(lane)].popleft())
+                    lane.in_flight = batch
+                    future = pool.submit(
+                        submit_batch,
+                        stubs[lane.target],
+                        batch.transactions,
+                        target=lane.target,
+                        timeout_s=timeout_s,
+                    )
+                    busy[future] = (lane, batch)
+                if not busy:
+                    break
+                done, _ = wait(busy, return_when=FIRST_COMPLETED)
+                for future in done:
+                    lane, batch = busy.pop(future)
+                    lane.in_flight = None
+                    outcome = future.result()
+                    attempt = attempts.get(id(batch), 0) + 1
+                    attempts[id(batch)] = attempt
+                    calls += 1
+                    sent += outcome.sent
+                    per_target[outcome.target] += outcome.sent
+                    if outcome.retryable and attempt < max_attempts:
+                        retries += 1
+                        lane.failed(batch, outcome.error_code, time.monotonic())
+                        continue
+                    attempts.pop(id(batch), None)
+                    if outcome.retryable and outcome.error_code in DOWN_CODES:
+                        resend = _move_lane(lane, targets, stubs, timeout_s)
+                        if resend is not None:
+                            pending = resend + sum(sizes[id(lane)])
+                            sizes[id(lane)] = deque(_chunks(pending, batch_size))
+                            continue
+                    lane.succeeded()
+                    accepted.update(dict.fromkeys(outcome.accepted_ids))
+                    rejected.update(outcome.rejection_counts())
     finally:
         for channel in channels.values():
             channel.close()
     return BurstResult(
         requested=count,
         sent=sent,
-        accepted=len(accepted_ids),
+        accepted=len(accepted),
         rejected=dict(rejected),
-        accepted_ids=tuple(accepted_ids),
+        accepted_ids=tuple(accepted),
         calls=calls,
         retries=retries,
         elapsed_s=time.perf_counter() - started,
@@ -199,6 +233,77 @@ def submit_burst(
         height_before=height_before,
         per_target=dict(per_target),
     )
+
+
+def _interleaved_lanes(
+    routed: Mapping[str, list[LoadAccount]],
+    per_target: int,
+    signer: TransferSigner,
+    batch_size: int,
+) -> list[Lane]:
+    """Up to ``per_target`` lanes per target, ordered target by target in turn (A0, B0, A1,
+    B1, ...) so that consecutive batches go to different validators."""
+    groups = {target: split_lanes(accounts, per_target) for target, accounts in routed.items()}
+    lanes: list[Lane] = []
+    for position in range(max(len(parts) for parts in groups.values())):
+        for target, parts in groups.items():
+            if position < len(parts):
+                lanes.append(Lane(target, parts[position], signer, batch_size))
+    return lanes
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    """``total`` transactions as batch sizes of at most ``size``."""
+    return [min(size, total - first) for first in range(0, total, size)]
+
+
+def _sync_nonces(
+    accounts: Sequence[LoadAccount],
+    candidates: Sequence[str],
+    stubs: Mapping[str, node_pb2_grpc.NodeStub],
+    timeout_s: float,
+) -> bool:
+    """Set ``accounts``' next nonces from the first candidate whose ``GetAccount`` answers.
+    A validator without the account API (UNIMPLEMENTED) leaves them as they are (True);
+    False when no candidate answered."""
+    for candidate in dict.fromkeys(candidates):
+        try:
+            found = committed_nonces(
+                stubs[candidate], [a.keys.public for a in accounts], timeout_s=timeout_s
+            )
+        except grpc.RpcError as error:
+            if rpc_code(error) == "UNIMPLEMENTED":
+                return True
+            continue
+        for account, nonce in zip(accounts, found, strict=True):
+            account.next_nonce = nonce
+            account.synced = True
+        return True
+    return False
+
+
+def _move_lane(
+    lane: Lane,
+    targets: Sequence[str],
+    stubs: Mapping[str, node_pb2_grpc.NodeStub],
+    timeout_s: float,
+) -> int | None:
+    """Move ``lane``'s accounts off its unreachable target to the next target that answers
+    ``GetAccount``, from the nonces it has committed. Returns how many transactions must be
+    sent (again) because of the move, or None when no target took them."""
+    others = [t for t in targets if t != lane.target]
+    destination = pick_destination(lane.target, targets, lambda t: t in others)
+    while destination is not None:
+        before = {account.index: account.next_nonce for account in lane.accounts}
+        if _sync_nonces(lane.accounts, [destination], stubs, timeout_s):
+            resend = sum(before[a.index] - a.next_nonce for a in lane.accounts)
+            accounts = lane.hand_over()
+            lane.target = destination
+            lane.adopt(accounts)
+            return max(0, resend)
+        others.remove(destination)
+        destination = pick_destination(lane.target, targets, lambda t: t in others)
+    return None
 
 
 def _height_or_none(stub: node_pb2_grpc.NodeStub, timeout_s: float) -> int | None:

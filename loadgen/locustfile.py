@@ -9,7 +9,7 @@ every user of the process). Configuration (environment variables; a bad value st
 with exit code 2 and a message naming the variable, before any load is sent):
 
     AITBC_TARGETS               (required) comma-separated host:port of the validators' gRPC;
-                                each user sends its batches round robin over all of them
+                                account i always sends to target i mod N (loadgen/routing.py)
     AITBC_GENESIS               (required) path to genesis.json (its key_seed gives the keys)
     AITBC_TPS                   100: offered tx/s of all users together (constant; spike base);
                                 with AITBC_WORKERS > 1 each worker offers 1/AITBC_WORKERS of it

@@ -154,3 +154,26 @@ def commit_stream(
     also the call: ``.cancel()`` ends it. It ends with DEADLINE_EXCEEDED after ``timeout_s``."""
     request = node_pb2.CommitStreamRequest(from_height=from_height, include_tx_ids=include_tx_ids)
     return cast(Iterator[node_pb2.CommitEvent], stub.StreamCommits(request, timeout=timeout_s))
+
+
+def account_nonce(
+    stub: node_pb2_grpc.NodeStub, address: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> int:
+    """The committed next nonce of ``address`` at this validator (``GetAccount``). Raises
+    ``grpc.RpcError`` (``UNIMPLEMENTED`` from a node without the account API)."""
+    reply = stub.GetAccount(node_pb2.AccountRequest(address=address), timeout=timeout_s)
+    return int(reply.nonce)
+
+
+def rpc_code(error: grpc.RpcError) -> str:
+    """The status name of a failed call (``UNKNOWN`` when it has none)."""
+    code = error.code() if isinstance(error, grpc.Call) else None
+    return code.name if code is not None else "UNKNOWN"
+
+
+def committed_nonces(
+    stub: node_pb2_grpc.NodeStub, addresses: Sequence[bytes], *, timeout_s: float
+) -> list[int]:
+    """``account_nonce`` of every address, in order (raises ``grpc.RpcError`` on the first
+    failure)."""
+    return [account_nonce(stub, address, timeout_s=timeout_s) for address in addresses]

@@ -16,6 +16,7 @@ from loadgen.batches import TransferSigner, padding_memo
 from loadgen.config import LoadgenSettings
 from loadgen.metrics import LoadgenMetrics, MetricsServer
 from loadgen.pacing import PacingController
+from loadgen.routing import TARGET_DOWN_S
 from loadgen.summary import LoadgenSummary, write_summary
 
 #: Seconds of a user's share of the peak rate kept signed ahead.
@@ -45,6 +46,10 @@ class LoadgenRuntime:
         memo = padding_memo(settings.chain_id, settings.tx_size, settings.memo_tag)
         self.signer = TransferSigner(settings.chain_id, memo)
         self._user_numbers = itertools.count()
+        #: Accounts moved off a failed target (account index -> target), for later users.
+        self.route_overrides: dict[int, str] = {}
+        #: Seconds of failures after which a target's accounts move (routing.TARGET_DOWN_S).
+        self.target_down_s = TARGET_DOWN_S
         self._published_offered = 0
         self._published_missed = 0
         self.metrics_server: MetricsServer | None = None
@@ -71,8 +76,8 @@ class LoadgenRuntime:
         return next(self._user_numbers)
 
     def targets_for(self, user_number: int) -> list[str]:
-        """All targets, rotated so that user ``n`` starts at target ``n``: round robin per
-        batch then spreads the load over every validator."""
+        """All targets, rotated so that user ``n`` starts at target ``n`` (the order in which
+        a user takes its lanes; which target an account uses is ``loadgen.routing``'s)."""
         targets = list(self.settings.targets)
         shift = (user_number + self.settings.worker_index) % len(targets)
         return targets[shift:] + targets[:shift]

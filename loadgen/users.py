@@ -9,8 +9,8 @@ Import this module only after ``import locust`` and ``grpc.experimental.gevent.i
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections import deque
 from typing import Any, ClassVar
 
 import gevent
@@ -20,11 +20,20 @@ from gevent.greenlet import Greenlet
 from locust import User, constant, task
 
 from loadgen.accounts import LoadAccount, account_keys
-from loadgen.batches import BatchSource, SignedBatch, TransferSigner
+from loadgen.batches import SignedBatch, TransferSigner
 from loadgen.errors import CommitStreamError, SubmitError
 from loadgen.pacing import SlotClaim
 from loadgen.probe import PendingProbe, ProbeLog, ProbeRecord, ProbeTracker
-from loadgen.rpc import SubmitOutcome, commit_stream, node_stub, open_channel, submit_batch
+from loadgen.routing import Lane, pick_destination, route_accounts
+from loadgen.rpc import (
+    SubmitOutcome,
+    commit_stream,
+    committed_nonces,
+    node_stub,
+    open_channel,
+    rpc_code,
+    submit_batch,
+)
 from loadgen.runtime import LoadgenRuntime
 
 logger = logging.getLogger("loadgen")
@@ -54,7 +63,10 @@ def expected_load_users(user: User, load_class: type[User], probe_active: bool) 
 
 
 class TransactionLoadUser(User):
-    """Sends one batch per claimed pacing slot, round robin over its targets."""
+    """Sends one batch per claimed pacing slot. Its accounts are routed by account
+    (``loadgen.routing``): one lane per target its accounts map to, lanes taken round robin,
+    a failed batch sent again on the same lane first; a target down for ``TARGET_DOWN_S``
+    hands its accounts to another target after their nonces are re-read there."""
 
     abstract = True
     wait_time = constant(0)
@@ -63,15 +75,12 @@ class TransactionLoadUser(User):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._accounts: list[LoadAccount] = []
-        self._source: BatchSource | None = None
-        self._ready: deque[SignedBatch] = deque()
-        self._retry: deque[SignedBatch] = deque()
-        self._in_flight: SignedBatch | None = None
+        self._lanes: list[Lane] = []
+        self._lane_cursor = 0
         self._claim: SlotClaim | None = None  # claimed and not yet sent
         self._channels: list[grpc.Channel] = []
-        self._stubs: list[Any] = []
+        self._stubs: dict[str, Any] = {}
         self._targets: list[str] = []
-        self._next_target = 0
         self._depth = 2
         self._refill: Greenlet | None = None
         self._consumed = Event()
@@ -80,24 +89,38 @@ class TransactionLoadUser(User):
     # -- lifecycle -------------------------------------------------------------------------
     def on_start(self) -> None:
         runtime = self.runtime
-        users = expected_load_users(self, type(self), runtime.settings.probe_enabled)
+        settings = runtime.settings
+        users = expected_load_users(self, type(self), settings.probe_enabled)
         self._accounts = runtime.pool.claim(users)
         if not self._accounts:
             logger.warning(
                 "load user has no accounts (AITBC_ACCOUNTS for this worker: %d, users: %d): "
                 "it stays idle; raise AITBC_ACCOUNTS or lower the user count",
-                len(runtime.settings.worker_accounts),
+                len(settings.worker_accounts),
                 users,
             )
             return
-        self._source = BatchSource(runtime.signer, self._accounts, runtime.settings.batch_size)
         self._targets = runtime.targets_for(runtime.next_user_number())
-        self._channels = [open_channel(target) for target in self._targets]
-        self._stubs = [node_stub(channel) for channel in self._channels]
-        self._depth = runtime.presign_depth(users)
-        while len(self._ready) < self._depth:
-            self._sign_one()
-            gevent.sleep(0)
+        for target in self._targets:
+            channel = open_channel(target)
+            self._channels.append(channel)
+            self._stubs[target] = node_stub(channel)
+        routed = route_accounts(self._accounts, settings.targets, runtime.route_overrides)
+        for target, accounts in routed.items():
+            self._sync_nonces(target, [a for a in accounts if not a.synced])
+        # Lanes in this user's rotated target order, so users start on different validators.
+        order = sorted(
+            routed,
+            key=lambda t: self._targets.index(t) if t in self._targets else len(self._targets),
+        )
+        self._lanes = [
+            Lane(target, routed[target], runtime.signer, settings.batch_size) for target in order
+        ]
+        self._depth = max(2, math.ceil(runtime.presign_depth(users) / len(self._lanes)))
+        for lane in list(self._lanes):
+            while len(lane.ready) < self._depth:
+                self._sign_one(lane)
+                gevent.sleep(0)
         self._refill = gevent.spawn(self._refill_loop)
 
     def on_stop(self) -> None:
@@ -107,54 +130,85 @@ class TransactionLoadUser(User):
         if self._refill is not None:
             self._refill.kill(block=True)
             self._refill = None
-        if self._source is not None:
-            unsent = [*self._retry, *self._ready]
-            if self._in_flight is not None:
-                unsent.append(self._in_flight)
-            self._source.rewind(unsent)
-            self.runtime.metrics.presigned.dec(sum(len(batch) for batch in self._ready))
-            self._ready.clear()
-            self._retry.clear()
-            self._in_flight = None
+        if self._lanes:
+            for lane in self._lanes:
+                self.runtime.metrics.presigned.dec(lane.rewind_unsent())
+            self._lanes = []
             self.runtime.pool.release(self._accounts)
             self._accounts = []
-            self._source = None
         for channel in self._channels:
             channel.close()
-        self._channels, self._stubs = [], []
+        self._channels, self._stubs = [], {}
+
+    def _sync_nonces(self, target: str, accounts: list[LoadAccount]) -> bool:
+        """Start ``accounts`` at their committed next nonce (``GetAccount``), asked of
+        ``target`` first, then of the other targets. False when no validator answered."""
+        if not accounts:
+            return True
+        timeout = self.runtime.settings.rpc_timeout_s
+        candidates = [target, *(t for t in self._targets if t != target)]
+        for candidate in candidates:
+            try:
+                nonces = committed_nonces(
+                    self._stubs[candidate], [a.keys.public for a in accounts], timeout_s=timeout
+                )
+            except grpc.RpcError as error:
+                if rpc_code(error) == "UNIMPLEMENTED":  # a node without the account API
+                    logger.warning(
+                        "%s has no GetAccount: accounts %s start at their current nonces",
+                        candidate,
+                        [a.index for a in accounts],
+                    )
+                    for account in accounts:
+                        account.synced = True
+                    return True
+                continue
+            for account, nonce in zip(accounts, nonces, strict=True):
+                account.next_nonce = nonce
+                account.synced = True
+            return True
+        logger.warning(
+            "no validator answered GetAccount for accounts %s: they start at their current "
+            "nonces (a second run on this chain may see stale_nonce rejections)",
+            [a.index for a in accounts],
+        )
+        return False
 
     # -- signing ahead ---------------------------------------------------------------------
-    def _sign_one(self) -> None:
-        assert self._source is not None
-        batch = self._source.next_batch()
-        self._ready.append(batch)
+    def _sign_one(self, lane: Lane) -> None:
+        batch = lane.sign_ahead()
         self.runtime.metrics.presigned.inc(len(batch))
 
     def _refill_loop(self) -> None:
         while True:
-            if len(self._ready) < self._depth:
-                self._sign_one()
-                gevent.sleep(0)  # one batch at a time: sends are never held up by signing
+            short = [lane for lane in list(self._lanes) if len(lane.ready) < self._depth]
+            if short:
+                for lane in short:
+                    self._sign_one(lane)
+                    gevent.sleep(0)  # one batch at a time: sends are never held up by signing
             else:
                 self._consumed.clear()
                 self._consumed.wait(timeout=1.0)
 
-    def _take_batch(self) -> tuple[SignedBatch, bool]:
-        """The next batch to send, and whether it is a resend."""
-        if self._retry:
-            return self._retry.popleft(), True
-        if not self._ready:  # the refill fell behind: sign inline rather than send less
-            self._sign_one()
-        batch = self._ready.popleft()
-        self.runtime.metrics.presigned.dec(len(batch))
+    def _next_lane(self) -> Lane:
+        lane = self._lanes[self._lane_cursor % len(self._lanes)]
+        self._lane_cursor = (self._lane_cursor + 1) % len(self._lanes)
+        return lane
+
+    def _take_batch(self, lane: Lane) -> tuple[SignedBatch, bool]:
+        """The lane's next batch to send, and whether it is a resend."""
+        pre_signed = len(lane.ready[0]) if lane.ready and not lane.retry else 0
+        batch, resend = lane.take()
+        if pre_signed:
+            self.runtime.metrics.presigned.dec(pre_signed)
         self._consumed.set()
-        return batch, False
+        return batch, resend
 
     # -- sending ---------------------------------------------------------------------------
     @task
     def send_batch(self) -> None:
         runtime = self.runtime
-        if self._source is None:
+        if not self._lanes:
             gevent.sleep(_IDLE_SLEEP_S)
             return
         if not runtime.pacer.started:
@@ -173,27 +227,71 @@ class TransactionLoadUser(User):
         if delay > 0:
             gevent.sleep(delay)
         runtime.publish_schedule()  # offered is counted before the slot's batch is sent
-        batch, resend = self._take_batch()
-        target_index = self._next_target
-        self._next_target = (self._next_target + 1) % len(self._targets)
-        self._in_flight = batch
+        lane = self._next_lane()
+        batch, resend = self._take_batch(lane)
+        lane.in_flight = batch
         outcome = submit_batch(
-            self._stubs[target_index],
+            self._stubs[lane.target],
             batch.transactions,
-            target=self._targets[target_index],
+            target=lane.target,
             timeout_s=runtime.settings.rpc_timeout_s,
         )
-        self._in_flight = None
+        lane.in_flight = None
         self._claim = None
         self._record(outcome, resend)
         if outcome.retryable:
-            self._retry.append(batch)
+            lane.failed(batch, outcome.error_code, runtime.clock())
+            if lane.down(runtime.clock(), runtime.target_down_s):
+                self._move_lane(lane)
+        elif outcome.ok:
+            lane.succeeded()
         if outcome.error_code == "RESOURCE_EXHAUSTED":
             runtime.metrics.backoffs.inc()
             gevent.sleep(self._backoff_s)
             self._backoff_s = min(BACKOFF_MAX_S, self._backoff_s * 2)
         elif outcome.ok:
             self._backoff_s = BACKOFF_FIRST_S
+
+    def _move_lane(self, lane: Lane) -> None:
+        """``lane``'s target has been failing for long: hand its accounts to another target,
+        starting from the nonces that target has committed."""
+        runtime = self.runtime
+        now = runtime.clock()
+        suspect = {other.target for other in self._lanes if other.failing_since is not None}
+        destination = pick_destination(
+            lane.target, runtime.settings.targets, lambda t: t not in suspect
+        )
+        if destination is None:
+            return
+        if destination not in self._stubs:
+            channel = open_channel(destination)
+            self._channels.append(channel)
+            self._stubs[destination] = node_stub(channel)
+        accounts = list(lane.accounts)
+        for account in accounts:
+            account.synced = False
+        if not self._sync_nonces(destination, accounts):
+            lane.failing_since = now  # try again after another TARGET_DOWN_S
+            return
+        runtime.metrics.presigned.dec(lane.presigned)
+        lane.hand_over()
+        self._lanes.remove(lane)
+        receiver = next((other for other in self._lanes if other.target == destination), None)
+        if receiver is None:
+            self._lanes.append(
+                Lane(destination, accounts, runtime.signer, runtime.settings.batch_size)
+            )
+        else:
+            receiver.adopt(accounts)
+        for account in accounts:
+            runtime.route_overrides[account.index] = destination
+        logger.warning(
+            "%s failed for %gs: accounts %s move to %s from their committed nonces",
+            lane.target,
+            runtime.target_down_s,
+            [a.index for a in accounts],
+            destination,
+        )
 
     def _record(self, outcome: SubmitOutcome, resend: bool) -> None:
         metrics = self.runtime.metrics
@@ -269,6 +367,7 @@ class LatencyProbeUser(User):
         if settings.probe_log is not None:
             self._log = ProbeLog(settings.probe_log)
         self._connect()
+        self._sync_nonce()
         self._reader = gevent.spawn(self._read_commits, self._open_stream())
         self._sweeper = gevent.spawn(self._sweep_loop)
         self._next_probe_at = self.runtime.clock() + min(settings.probe_interval_s, 0.5)
@@ -425,6 +524,25 @@ class LatencyProbeUser(User):
         self._target_index = (self._target_index + 1) % len(targets)
         self._stream_failures = 0
         self._connect()
+        self._sync_nonce()
+
+    def _sync_nonce(self) -> None:
+        """Continue the probe account from the current target's committed next nonce
+        (``GetAccount``): a second run on one chain, or a switch away from a validator that
+        lost the probe's last transactions, then leaves no nonce gap. Keeps the current
+        nonce when the target does not answer."""
+        try:
+            (nonce,) = committed_nonces(
+                self._stub,
+                [self._account.keys.public],
+                timeout_s=self.runtime.settings.rpc_timeout_s,
+            )
+        except grpc.RpcError:
+            return
+        if self._unsent is not None and self._unsent[2] != nonce:
+            self._unsent = None
+        if self._unsent is None:
+            self._account.next_nonce = nonce
 
     def _sweep_loop(self) -> None:
         timeout = self.runtime.settings.probe_timeout_s

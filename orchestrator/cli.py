@@ -1,6 +1,7 @@
 """``aitbc-testnet``: the command line of the orchestrator.
 
-Commands here: ``validate``, ``scenarios``, ``up``. More stages live in their own modules:
+Commands here: ``validate`` and ``scenarios``. The stages (``up``, ``status``, ``load``,
+``fault``, ``down``, ...) live in their own modules:
 every module of the ``orchestrator.commands`` package that defines ``register(app)`` is
 registered on this app at import (sorted by module name), so a new command is a new file::
 
@@ -18,7 +19,6 @@ PlatformError 3). Anything else propagates as a bug.
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 import sys
 from enum import StrEnum
@@ -30,8 +30,7 @@ from typer.core import TyperGroup
 
 from orchestrator.errors import AitbcTestnetError, ScenarioError
 from orchestrator.plan import Plan, PlannedFault, resolve_plan
-from orchestrator.platforms import get_platform
-from orchestrator.platforms.sim import SimPlatform, SimRunResult, default_timeout_s, sim_flags
+from orchestrator.platforms.sim import SimRunResult, sim_flags
 from orchestrator.scenario_loader import builtin_scenarios, load_scenario
 
 MAX_IDS_SHOWN = 16
@@ -196,60 +195,6 @@ def scenarios() -> None:
     for name in builtins:
         description = load_scenario(name).description
         typer.echo(f"{name:<{width}}  {description}")
-
-
-@app.command(
-    help=(
-        "Bring up the testnet of a scenario. With --platform sim: run the whole scenario in "
-        "the deterministic simulator and print its summary (labelled simulated). The local "
-        "and kubernetes platforms are not implemented in this build yet (exit 3).\n\n"
-        "Example: aitbc-testnet up staging --platform sim --json"
-    )
-)
-def up(
-    scenario: ScenarioArgument,
-    platform: PlatformOption = PlatformName.local,
-    run_dir: RunDirOption = DEFAULT_RUN_DIR,
-    sets: SetOption = None,
-    run_id: RunIdOption = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            min=1,
-            help="Seconds to wait for the testnet to be ready (sim: for the simulation to "
-            "finish; default scales with validators x blocks).",
-            show_default=False,
-        ),
-    ] = None,
-    json_output: JsonOption = False,
-) -> None:
-    plan = load_plan(scenario, sets, platform, run_id)
-    directory = run_dir / plan.run_id
-    target = get_platform(platform.value, directory)
-    if isinstance(target, SimPlatform):
-        budget = timeout if timeout is not None else default_timeout_s(plan)
-        typer.echo(
-            f"simulating {plan.name}: {plan.network.validators} validators, "
-            f"{plan.sim.blocks} blocks, crypto {plan.sim.crypto} (up to {budget:g} s) ...",
-            err=True,
-        )
-        result = target.run(plan, budget)
-        if json_output:
-            typer.echo(json.dumps(result.to_dict(), indent=2))
-        else:
-            typer.echo(sim_summary(result, directory))
-        return
-    # Live platforms (local, kubernetes: added later): deploy and wait; stop what started
-    # if that fails.
-    try:
-        target.deploy(plan)
-        target.wait_ready(timeout if timeout is not None else 120.0)
-    except BaseException:
-        target.destroy()
-        raise
-    endpoints = target.endpoints()
-    typer.echo(f"up: {plan.run_id}: {len(endpoints)} validators ready; files in {directory}")
 
 
 def sim_summary(result: SimRunResult, directory: Path) -> str:

@@ -27,6 +27,8 @@ PLATFORM_NAMES = ("local", "kubernetes", "sim")
 """Every platform the CLI accepts (``--platform``)."""
 
 _IMPLEMENTATIONS: dict[str, str] = {
+    "local": "orchestrator.platforms.local:LocalPlatform",
+    "kubernetes": "orchestrator.platforms.kubernetes:KubernetesPlatform",
     "sim": "orchestrator.platforms.sim:SimPlatform",
 }
 
