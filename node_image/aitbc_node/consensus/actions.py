@@ -1,5 +1,6 @@
 """What the core asks its driver to do. Drivers execute actions in the order given: a
-``PersistSafety`` is made durable (fsync) before any later ``Send``/``Broadcast`` leaves the node."""
+``PersistSafety`` is made durable (fsync) before any later ``Send``/``Broadcast`` leaves the
+node."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ Rules in one place:
 - commit B0 when a QC certifies its child B1 with round(B1) == round(B0) + 1 (and all ancestors);
 - enter round r + 1 on a QC or a TC for round r; on a round timer, broadcast a timeout and stop
   voting in that round; join a round's timeouts once a weak quorum (more than a third) timed out;
+  a node that forms a TC sends it to the next leader (which may have missed timeouts);
 - the safety state is emitted (``PersistSafety``) before the vote, timeout or proposal it guards.
 """
 
@@ -39,6 +40,7 @@ from aitbc_node.consensus.evidence import EvidencePool, verify_evidence
 from aitbc_node.consensus.leader import select_leader
 from aitbc_node.consensus.types import (
     MAX_TIMEOUT_DOUBLINGS,
+    TIMEOUTS_BEFORE_BACKOFF,
     BatchRef,
     Block,
     EpochState,
@@ -174,12 +176,17 @@ class ConsensusCore:
     # ------------------------------------------------------------------ verification (thread-safe)
 
     def verify_qc(self, qc: QuorumCert) -> str | None:
-        """None when ``qc`` is valid for this epoch (or is its anchor), else a reason."""
+        """None when ``qc`` is valid for this epoch, or for the previous one (the first blocks
+        of an epoch carry a QC of the ended epoch: nodes may have seen different QCs end it, so
+        any valid one is accepted, not only our own anchor QC), else a reason."""
         es = self.epoch_state
         if qc.epoch != es.epoch:
             if qc == es.anchor_qc:
                 return None
-            return "qc_wrong_epoch"
+            previous = self.previous_epoch
+            if previous is None or qc.epoch != previous.epoch or qc.epoch + 1 != es.epoch:
+                return "qc_wrong_epoch"
+            es = previous
         signers = qc.signer_set
         if not signers or max(signers) >= len(es.validators):
             return "qc_bad_signers"
@@ -270,8 +277,10 @@ class ConsensusCore:
         """Begin (or resume after a restart): enter the round after the highest QC."""
         out: list[Action] = []
         self.started = True
-        start_round = max(self.qc_round(self.high_qc) + 1, self.safety.last_voted_round)
-        self._enter_round(start_round, now_ms, out)
+        # Not the persisted last voted round: the certificate that led there may be lost with
+        # this node's memory, and a round nobody can certify is a round nobody can leave. The
+        # persisted state still forbids voting or proposing again in the rounds already used.
+        self._enter_round(self.qc_round(self.high_qc) + 1, now_ms, out)
         out.append(ScheduleTick(self.next_wakeup()))
         return out
 
@@ -346,9 +355,8 @@ class ConsensusCore:
             if self.verify_qc(block.justify) is not None:
                 out.append(Rejected(sender, "sync_bad_qc"))
                 break
-            if block.id not in self.blocks:
-                if not self._insert_block(block, out, sender, now_ms):
-                    break
+            if block.id not in self.blocks and not self._insert_block(block, out, sender, now_ms):
+                break
             self._process_qc(block.justify, now_ms, out, sender)
         if high_qc is not None and high_qc.epoch == self.epoch and self.verify_qc(high_qc) is None:
             self._process_qc(high_qc, now_ms, out, sender)
@@ -380,7 +388,8 @@ class ConsensusCore:
 
     def _timeout_duration(self) -> int:
         base = self.epoch_state.params.base_timeout(self.epoch_state.mode)
-        return base * (1 << min(self.consecutive_timeouts, MAX_TIMEOUT_DOUBLINGS))
+        excess = max(0, self.consecutive_timeouts - TIMEOUTS_BEFORE_BACKOFF)
+        return base * (1 << min(excess, MAX_TIMEOUT_DOUBLINGS))
 
     def _enter_round(self, round_: int, now_ms: int, out: list[Action]) -> None:
         if round_ <= self.round and self.started and self.round_deadline_ms:
@@ -433,7 +442,8 @@ class ConsensusCore:
         self._process_qc(tc.high_qc, now_ms, out, sender)
         if tc.round + 1 > self.round:
             self.last_tc = tc
-            self.consecutive_timeouts += 1
+            if self.timed_out_round != tc.round:  # our own timer already counted this round
+                self.consecutive_timeouts += 1
             self._enter_round(tc.round + 1, now_ms, out)
 
     # ------------------------------------------------------------------ proposals
@@ -497,10 +507,12 @@ class ConsensusCore:
         return Proposal(block, self.scheme.sign(self._secret, Domain.PROPOSAL, message))
 
     def _insert_block(self, block: Block, out: list[Action], sender: int, now_ms: int) -> bool:
-        """Check a block's place in the tree and add it. False (and a reason) when it does not fit."""
+        """Check a block's place in the tree and add it. False (and a reason) when it does not
+        fit."""
         es = self.epoch_state
         if block.justify.epoch != block.epoch:
-            if block.justify != es.anchor_qc or block.parent_id != es.anchor_id:
+            # An epoch's first blocks extend its anchor with a (verified) QC of the ended epoch.
+            if block.justify.epoch + 1 != block.epoch or block.parent_id != es.anchor_id:
                 out.append(Rejected(sender, "bad_epoch_start"))
                 return False
         elif block.parent_id != block.justify.block_id:
@@ -795,6 +807,11 @@ class ConsensusCore:
             high_qc=high,
         )
         self._on_tc(now_ms, tc, out, self.me)
+        next_leader = self.leader(tc.round + 1)
+        if self.epoch == tc.epoch and next_leader != self.me:
+            # The next leader may have missed some of these timeouts (loss, partition): without
+            # the TC it cannot propose, and the round would time out again.
+            out.append(Send(next_leader, TimeoutCertMsg(tc)))
 
     # ------------------------------------------------------------------ sync
 

@@ -37,9 +37,13 @@ class Mode(IntEnum):
 BLOCK_INTERVAL_MS = {Mode.FAST: 100, Mode.BALANCED: 500, Mode.SECURE: 2000}
 #: Finality targets per mode (ms), from the research plan.
 FINALITY_TARGET_MS = {Mode.FAST: 200, Mode.BALANCED: 1000, Mode.SECURE: 5000}
-#: Base round timeout per mode (ms); doubled per consecutive timeout up to ``MAX_TIMEOUT_DOUBLINGS``.
-BASE_TIMEOUT_MS = {Mode.FAST: 1000, Mode.BALANCED: 2500, Mode.SECURE: 6000}
-MAX_TIMEOUT_DOUBLINGS = 3
+#: Base round timeout per mode (ms); doubled per consecutive timeout, at most
+#: ``MAX_TIMEOUT_DOUBLINGS`` times.
+BASE_TIMEOUT_MS = {Mode.FAST: 600, Mode.BALANCED: 1500, Mode.SECURE: 6000}
+MAX_TIMEOUT_DOUBLINGS = 2
+#: Consecutive timeouts tolerated at the base duration before backing off (one dead leader
+#: costs two: its own round and the round whose votes went to it).
+TIMEOUTS_BEFORE_BACKOFF = 2
 
 
 @dataclass(frozen=True)
@@ -352,7 +356,7 @@ class ConsensusParams:
     def base_timeout(self, mode: Mode) -> int:
         if self.base_timeout_ms is not None:
             return self.base_timeout_ms
-        return max(BASE_TIMEOUT_MS[mode], 4 * self.block_interval(mode))
+        return max(BASE_TIMEOUT_MS[mode], 3 * self.block_interval(mode))
 
 
 @dataclass(frozen=True)
@@ -360,7 +364,10 @@ class EpochState:
     """Everything the honest nodes agree on for one epoch, derived from committed data only.
 
     ``anchor`` is the last block of the previous epoch (the genesis block for epoch 1) and
-    ``anchor_qc`` the certificate that committed it; the epoch's first block extends the anchor.
+    ``anchor_qc`` the certificate that committed it here; the epoch's first block extends the
+    anchor. Nodes may commit the anchor through different QCs (different 2-chains over the
+    suffix), so ``anchor_qc`` is the one exception to agreement: the first blocks may carry any
+    valid QC of the ended epoch.
     """
 
     epoch: int

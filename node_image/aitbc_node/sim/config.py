@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aitbc_node.errors import ConfigError
+
+#: Shortest epoch a genesis accepts (``ConsensusGenesis.epoch_length``).
+MIN_EPOCH_LENGTH = 10
+_STAKE_SPEC = re.compile(r"equal|zipf|uniform:(\d+):(\d+)")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,25 @@ class SimConfig:
             problems.append(f"--drop-rate {self.drop_rate}: must be in [0, 1)")
         if self.latency_ms < 0:
             problems.append(f"--latency-ms {self.latency_ms}: must be >= 0")
+        if self.jitter_ms is not None and self.jitter_ms < 0:
+            problems.append(f"--jitter-ms {self.jitter_ms}: must be >= 0")
+        stake = _STAKE_SPEC.fullmatch(self.stake)
+        if stake is None:
+            problems.append(f"--stake {self.stake!r}: use equal, zipf or uniform:LO:HI")
+        elif stake.group(1) is not None and int(stake.group(1)) > int(stake.group(2)):
+            problems.append(f"--stake {self.stake!r}: LO must be <= HI")
+        if self.epoch_length < MIN_EPOCH_LENGTH:
+            problems.append(
+                f"--epoch-length {self.epoch_length}: must be at least {MIN_EPOCH_LENGTH}"
+            )
+        if self.block_interval_ms is not None and self.block_interval_ms < 1:
+            problems.append(f"--block-interval-ms {self.block_interval_ms}: must be at least 1")
+        if self.load_tps < 0:
+            problems.append(f"--load-tps {self.load_tps}: must be >= 0")
+        if self.load_nodes < 1:
+            problems.append(f"load_nodes {self.load_nodes}: must be at least 1")
+        if self.max_simulated_s is not None and self.max_simulated_s <= 0:
+            problems.append(f"--max-simulated-s {self.max_simulated_s}: must be > 0")
         for p in self.partitions:
             if not 0 <= p.start_s < p.end_s:
                 problems.append(f"--partition {p.start_s}:{p.end_s}: START must be < END")

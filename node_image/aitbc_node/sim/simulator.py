@@ -3,7 +3,8 @@
 Every validator is a real ``ConsensusCore`` + ``Replica`` (ledger, batch store, epochs). The
 simulator owns time and the network: per-message latency with jitter (so reordering), drops,
 partitions by ids or by a fraction of voting power, crashes and restarts from persisted state
-(safety state, committed chain, ledger), and equivocating validators. Each node is a single CPU:
+(safety state, committed chain, ledger, stored uncommitted blocks and highest QC), and
+equivocating validators. Each node is a single CPU:
 signature work is charged from a cost model, so a 1,000-validator leader really is a bottleneck.
 Same config and seed, same run.
 """
@@ -36,7 +37,6 @@ from aitbc_node.consensus.types import (
     BLOCK_INTERVAL_MS,
     Block,
     EpochState,
-    Message,
     Mode,
     QuorumCert,
     SafetyState,
@@ -66,6 +66,9 @@ class _Node:
     tick_token: int = 0
     tick_at: float | None = None
     persisted: SafetyState | None = None
+    #: What the node's block store held when it crashed: the blocks above the committed height
+    #: (a block is stored when it is inserted, so before any vote on it) and the highest QC.
+    stored_tree: tuple[list[Block], QuorumCert] | None = None
     committed: list[tuple[Block, QuorumCert]] = field(default_factory=list)
     end_proofs: dict[int, tuple[Block, ...]] = field(default_factory=dict)
     known_batches: set[bytes] = field(default_factory=set)
@@ -490,13 +493,17 @@ class Simulator:
         self.finality_samples.append(at - block.timestamp_ms)
 
     def _crash(self, node: _Node) -> None:
+        core = node.core
+        stored = [b for b in core.blocks.values() if b.height > core.committed_height]
+        node.stored_tree = (sorted(stored, key=lambda b: (b.height, b.round)), core.high_qc)
         node.up = False
         node.tick_at = None
         node.tick_token += 1
 
     def _restart(self, node: _Node, at: float) -> None:
-        """Come back from what a real node has on disk: committed chain, ledger, epoch state and
-        the persisted safety state. Everything in memory (block tree, votes, batches) is lost."""
+        """Come back from what a real node has on disk: committed chain, ledger, epoch state, the
+        persisted safety state and the stored uncommitted blocks with the highest QC. Everything
+        else in memory (votes, timeouts, batches) is lost."""
         old = node.core
         epoch = old.epoch_state
         safety = node.persisted if node.persisted is not None else SafetyState(epoch=epoch.epoch)
@@ -518,6 +525,14 @@ class Simulator:
         node.replica = replica
         node.up = True
         node.busy_until = at
+        if node.stored_tree is not None:
+            # Reload the stored blocks and QC. Without them a lock above the committed height (or
+            # a QC whose block only crashed nodes held) could never be extended again once every
+            # node that had them crashed: a whole-network restart would halt the chain.
+            blocks, high_qc = node.stored_tree
+            for block in blocks:
+                self._apply(node, core.on_sync(int(at), node.index, [block], None), at)
+            self._apply(node, core.on_sync(int(at), node.index, [], high_qc), at)
         self._apply(node, core.start(int(at)), at)
         # Ask everyone ahead of us for the blocks we missed.
         for peer in self.rng.sample(range(len(self.nodes)), min(3, len(self.nodes))):
@@ -587,7 +602,7 @@ class Simulator:
         return {
             "start_s": p.start_s / 1000,
             "end_s": p.end_s / 1000,
-            "side": side if len(side) <= 50 else side[:50] + ["..."],
+            "side": side if len(side) <= 50 else [*side[:50], "..."],
             "side_size": len(side),
             "commits_during": during,
             "resumed_after_heal_s": (
