@@ -132,3 +132,25 @@ def test_sigterm_exits_zero_quickly_and_restarts_from_disk(make_network: Network
     )
     _assert_no_equivocation(network, VICTIM)
     _assert_same_chain(network)
+
+
+def test_whole_network_kill_9_and_restart_keeps_the_chain_live(
+    make_network: NetworkFactory,
+) -> None:
+    """Every validator killed at once: each resumes from its own disk (committed chain, safety
+    state, and the uncommitted blocks with the highest QC stored with it) and the chain goes on
+    from where it was, on the same hashes."""
+    network = make_network(accounts=8, block_interval_ms=200)
+    network.start_all()
+    network.wait_ready(timeout=60)
+    network.wait_height(8, timeout=40)
+    for i in range(4):
+        network.kill(i)
+    heights = [network.stored_height(i) for i in range(4)]
+    for i in range(4):
+        network.start(i)
+    network.wait_ready(timeout=60)
+    network.wait_height(max(heights) + 5, timeout=40)
+    for i in range(4):
+        _assert_no_equivocation(network, i)
+    _assert_same_chain(network)

@@ -228,6 +228,7 @@ class ValidatorNode:
             link = PeerLink(self.index, index, address, self.chain_id)
             link.start()
             self.peers[index] = link
+        self._reload_uncommitted()
         self._apply(self.core.start(now_ms()))
         self._started = True
         self._update_gauges()
@@ -242,6 +243,22 @@ class ValidatorNode:
             self.config.ops_listen,
         )
         del loop
+
+    def _reload_uncommitted(self) -> None:
+        """Feed the blocks and highest QC stored with the safety state back into the core."""
+        stored = self.store.load_uncommitted()
+        if stored is None:
+            return
+        try:
+            blocks = codec.decode_blocks(stored[0])
+            high_qc = codec.decode_qc(stored[1]) if stored[1] else None
+        except DecodeError as exc:
+            log.warning("validator %d: stored uncommitted blocks unreadable: %s", self.index, exc)
+            return
+        for block in blocks:
+            self._apply(self.core.on_sync(now_ms(), self.index, [block], None))
+        if high_qc is not None:
+            self._apply(self.core.on_sync(now_ms(), self.index, [], high_qc))
 
     async def run_until_stopped(self) -> None:
         await self._stopping.wait()
@@ -337,7 +354,12 @@ class ValidatorNode:
         )
         for position, action in enumerate(actions):
             if isinstance(action, PersistSafety):
-                self.store.save_safety(action.state)
+                # With the safety state, the uncommitted chain up to the highest QC: after a
+                # whole-network restart a lock only crashed nodes held must not be lost.
+                chain, high_qc = self.core.uncommitted_chain()
+                self.store.save_safety(
+                    action.state, codec.encode_blocks(chain), codec.encode_qc(high_qc)
+                )
             elif isinstance(action, Broadcast):
                 kind, payload = codec.encode_message(action.message)
                 for peer in self.peers:

@@ -112,9 +112,29 @@ class NodeStore:
     def set_meta(self, key: str, value: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def save_safety(self, state: SafetyState) -> None:
-        """Durable on return (a committed WAL transaction with synchronous=FULL fsyncs)."""
-        self.set_meta("safety", _encode_safety(state))
+    def save_safety(
+        self, state: SafetyState, uncommitted: bytes | None = None, high_qc: bytes | None = None
+    ) -> None:
+        """Durable on return (a committed WAL transaction with synchronous=FULL fsyncs). With
+        ``uncommitted``/``high_qc``: the uncommitted chain and highest QC, in one transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            self.set_meta("safety", _encode_safety(state))
+            if uncommitted is not None:
+                self.set_meta("uncommitted", uncommitted)
+            if high_qc is not None:
+                self.set_meta("high_qc", high_qc)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StorageError(f"cannot store the safety state in {self.path}: {exc}") from exc
+
+    def load_uncommitted(self) -> tuple[bytes, bytes] | None:
+        chain = self.get_meta("uncommitted")
+        if chain is None:
+            return None
+        return chain, self.get_meta("high_qc") or b""
 
     def load_safety(self) -> SafetyState | None:
         raw = self.get_meta("safety")
