@@ -44,6 +44,13 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The devnet-smoke campaign on local processes (validators, Prometheus, Locust), judged and
+# reported; exits like `aitbc-testnet run` (0 passed, 1 criteria failed, 2 bad input, 3 infra).
+demo: install
+	@$(VENV)/bin/aitbc-testnet run devnet-smoke --out out/demo; status=$$?; \
+	  echo "demo report: $(CURDIR)/out/demo/report.html (also report.md, report.json, junit.xml)"; \
+	  exit $$status
+
 # The node image (node_image/Dockerfile, context = the repo root), tagged with pyproject's version.
 image: VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 image:
@@ -61,6 +68,18 @@ chart: install
 	bash helm/sync-dashboards.sh
 	$(PY) -c "from pathlib import Path; from orchestrator.helm_engine import lint_chart; \
 	  [print(m) for m in lint_chart(Path('helm/aitbc-testnet'), {})]"
+
+# The whole campaign on a real kind cluster (needs Docker and kind): a cluster named
+# $(KIND_CLUSTER) (created when missing), the node image loaded into it, then the e2e_kind tests.
+KIND_CLUSTER ?= aitbc-e2e
+e2e-kind: VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+e2e-kind: install
+	@command -v kind >/dev/null 2>&1 || { echo "make e2e-kind needs kind (https://kind.sigs.k8s.io) and a running Docker engine"; exit 1; }
+	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --wait 180s
+	$(MAKE) image
+	kind load docker-image aitbc-testnet-node:$(VERSION) --name $(KIND_CLUSTER)
+	AITBC_E2E_KIND=1 AITBC_KUBE_CONTEXT=kind-$(KIND_CLUSTER) AITBC_IMAGE_TAG=$(VERSION) \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider -m e2e_kind tests/e2e
 
 clean:
 	rm -rf $(VENV) $(PROTO_OUT) .aitbc build *.egg-info
