@@ -1,0 +1,128 @@
+"""``aitbc-testnet run``: a whole campaign, from up to down, judged and reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.campaign import (
+    ARTIFACTS_DIR,
+    DEFAULT_READY_TIMEOUT_S,
+    run_campaign,
+    run_simulated,
+)
+from orchestrator.cli import (
+    DEFAULT_RUN_DIR,
+    PlatformName,
+    PlatformOption,
+    RunDirOption,
+    RunIdOption,
+    ScenarioArgument,
+    SetOption,
+    load_plan,
+)
+from orchestrator.commands.report import echo_progress, outcome_lines
+from orchestrator.errors import AitbcTestnetError
+from orchestrator.platforms import get_platform
+from orchestrator.platforms.local import LocalPlatform
+from orchestrator.platforms.sim import SimPlatform
+
+INTERRUPTED_EXIT = 130
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        help=(
+            "Run a whole campaign: up, ready, warm-up, load with the fault timeline, "
+            "cool-down, collect, safety check, criteria, report, down (also on failure and "
+            "Ctrl-C; --keep leaves the testnet running). Writes report.json, report.md, "
+            "report.html and junit.xml into --out. With --platform sim the simulator runs the "
+            "scenario and the report is labelled simulated.\n\n"
+            "Exit codes: 0 criteria passed, 1 criteria failed, 2 bad input, 3 infrastructure "
+            "failure.\n\n"
+            "Example: aitbc-testnet run devnet-smoke --out out/demo --set load.tps=200"
+        )
+    )
+    def run(
+        scenario: ScenarioArgument,
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                "-o",
+                help="Folder for the reports (default: <run-dir>/<run-id>/report).",
+                show_default=False,
+            ),
+        ] = None,
+        keep: Annotated[
+            bool, typer.Option("--keep", help="Leave the testnet running after the report.")
+        ] = False,
+        platform: PlatformOption = PlatformName.local,
+        sets: SetOption = None,
+        run_dir: RunDirOption = DEFAULT_RUN_DIR,
+        run_id: RunIdOption = None,
+        ready_timeout: Annotated[
+            float,
+            typer.Option(
+                "--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."
+            ),
+        ] = DEFAULT_READY_TIMEOUT_S,
+        base_port: Annotated[
+            int | None,
+            typer.Option(
+                "--base-port",
+                min=1,
+                max=65535,
+                help="local: validators on BASE..BASE+2N-1, Prometheus and the load "
+                "generator's metrics right after (default: free ports).",
+                show_default=False,
+            ),
+        ] = None,
+    ) -> None:
+        plan = load_plan(scenario, sets, platform, run_id)
+        directory = run_dir / plan.run_id
+        out_dir = out if out is not None else directory / "report"
+        target = (
+            LocalPlatform(directory, base_port=base_port)
+            if platform is PlatformName.local
+            else get_platform(platform.value, directory)
+        )
+        typer.echo(
+            f"run {plan.run_id}: {plan.name} on {platform.value}; files in {directory}, "
+            f"reports in {out_dir}",
+            err=True,
+        )
+        try:
+            if isinstance(target, SimPlatform):
+                result = run_simulated(plan, target, out_dir, on_progress=echo_progress)
+            else:
+                result = run_campaign(
+                    plan,
+                    target,
+                    out_dir,
+                    run_dir=directory,
+                    keep=keep,
+                    on_progress=echo_progress,
+                    ready_timeout_s=ready_timeout,
+                )
+        except AitbcTestnetError:
+            artifacts = out_dir / ARTIFACTS_DIR
+            if artifacts.is_dir():
+                typer.echo(f"logs of the failed run: {artifacts} (and {directory})", err=True)
+            raise
+        except KeyboardInterrupt:
+            typer.echo(
+                f"interrupted: run {plan.run_id} was stopped"
+                + (" (--keep: left running)" if keep else " and its processes ended")
+                + f"; logs in {directory}",
+                err=True,
+            )
+            raise typer.Exit(code=INTERRUPTED_EXIT) from None
+        for line in outcome_lines(result.report, result.files):
+            typer.echo(line)
+        if result.kept:
+            typer.echo(f"the testnet still runs: aitbc-testnet down --run-id {plan.run_id}")
+        if not result.report.passed:
+            raise typer.Exit(code=1)

@@ -1,0 +1,233 @@
+"""``report.json``: the versioned record of one campaign (pydantic, it crosses a boundary: CI
+jobs, dashboards and later ``aitbc-testnet report --baseline`` runs read it).
+
+Times: ``started``/``ended`` are ISO 8601 UTC; fault ``start``/``end`` and every time series
+point are seconds since load start (``load_started`` is that moment as unix seconds), so plots,
+fault windows and the measured window share one axis. Missing values are ``null`` and the
+criterion that needed them fails (``criteria.py``). Bump ``SCHEMA_VERSION`` on any change that
+removes or renames a field; adding an optional field keeps the version.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import UsageError
+
+SCHEMA_VERSION = 1
+REPORT_FILE = "report.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TpsMeasurement(_Model):
+    """Throughput over the measured window (transactions per second)."""
+
+    mean: float | None = Field(
+        default=None,
+        description="committed TPS from Prometheus: max over validators of the rate of "
+        "aitbc_txs_committed_total over the whole measured window",
+    )
+    offered: float | None = Field(default=None, description="what the load generator offered")
+    acked: float | None = Field(default=None, description="what validators acknowledged")
+    achieved_ratio: float | None = Field(default=None, description="mean / offered")
+    from_blocks: float | None = Field(
+        default=None, description="transactions counted in the committed blocks of the window"
+    )
+    blocks_agree: bool | None = Field(
+        default=None, description="mean and from_blocks within 2 % of each other"
+    )
+    cross_check: str = Field(default="", description="how from_blocks was counted, or why not")
+
+
+class FinalityMs(_Model):
+    """Node-side finality (arrival at a validator to commit), from aitbc_tx_finality_seconds."""
+
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+class E2eLatencyMs(_Model):
+    """Client-observed submit-to-commit latency of the probe transactions."""
+
+    p50: float | None = None
+    p99: float | None = None
+    samples: int | None = None
+    source: str = ""
+
+
+class LoadTotals(_Model):
+    """The load generator's own counters for the whole load (its summary JSON)."""
+
+    offered: int
+    sent: int
+    acked: int
+    missed: int
+    rejected: dict[str, int] = Field(default_factory=dict)
+    probes: dict[str, int] = Field(default_factory=dict)
+
+
+class Measurements(_Model):
+    window_s: float | None = Field(default=None, description="length of the measured window")
+    tps: TpsMeasurement = TpsMeasurement()
+    finality_ms: FinalityMs = FinalityMs()
+    e2e_latency_ms: E2eLatencyMs = E2eLatencyMs()
+    block_interval_ms: float | None = None
+    timeouts: int | None = Field(default=None, description="rounds timed out (max validator)")
+    mode: str | None = Field(default=None, description="consensus mode at the end of the window")
+    slashing_events: int | None = Field(default=None, description="whole run, max validator")
+    restarts: int | None = Field(default=None, description="unplanned validator restarts/deaths")
+    final_heights: dict[str, int] = Field(default_factory=dict)
+    load: LoadTotals | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class FaultResult(_Model):
+    """One fault of the timeline: the plan (``start``/``end``, seconds since load start) and
+    what happened (``applied_at``/``cleared_at`` unix seconds, recovery)."""
+
+    index: int
+    kind: str
+    target: str
+    ids: list[int]
+    start: float
+    end: float | None
+    applied_at: float | None = None
+    cleared_at: float | None = None
+    applied_verified: bool | None = None
+    cleared_verified: bool | None = None
+    recovery_s: float | None = Field(
+        default=None,
+        description="seconds from clear/restart until the affected validators are within 2 "
+        "blocks of the others and the chain advances",
+    )
+    recovered: bool | None = None
+    slashed: bool | None = Field(default=None, description="equivocation: slashing observed")
+    error: str | None = None
+
+
+class SafetyViolation(_Model):
+    """``kind``: divergence, probe_missing, probe_duplicate, tx_duplicate, liveness,
+    not_slashed, unchecked."""
+
+    kind: str
+    message: str
+    height: int | None = None
+    hashes: dict[str, str] = Field(default_factory=dict)
+
+
+class SafetyReport(_Model):
+    ok: bool
+    violations: list[SafetyViolation] = Field(default_factory=list)
+    checked_height: int | None = Field(
+        default=None, description="heights 1..checked_height compared on every validator"
+    )
+    validators: list[int] = Field(default_factory=list)
+    probes_checked: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class CriterionResult(_Model):
+    name: str
+    threshold: float | bool | None
+    value: float | bool | None
+    passed: bool
+    unit: str = ""
+    explanation: str = ""
+
+
+class Series(_Model):
+    label: str
+    points: list[tuple[float, float]] = Field(default_factory=list)
+
+
+class TimeSeries(_Model):
+    """What the plots draw; x = seconds since load start."""
+
+    tps: list[Series] = Field(default_factory=list)
+    finality_ms: list[Series] = Field(default_factory=list)
+    height: list[Series] = Field(default_factory=list)
+
+
+class Window(_Model):
+    start: float
+    end: float
+
+
+class Report(_Model):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    scenario: str
+    description: str = ""
+    platform: str
+    simulated: bool = False
+    params: dict[str, Any] = Field(default_factory=dict, description="the resolved plan")
+    git_commit: str | None = None
+    image_tag: str = "local"
+    started: datetime
+    ended: datetime
+    load_started: float | None = Field(default=None, description="unix seconds; x = 0")
+    measured_window: Window | None = None
+    measurements: Measurements = Measurements()
+    faults: list[FaultResult] = Field(default_factory=list)
+    safety: SafetyReport
+    criteria: list[CriterionResult] = Field(default_factory=list)
+    passed: bool
+    series: TimeSeries = TimeSeries()
+    notes: list[str] = Field(default_factory=list)
+
+    def failed_criteria(self) -> list[CriterionResult]:
+        return [criterion for criterion in self.criteria if not criterion.passed]
+
+
+def write_report(report: Report, out_dir: Path) -> Path:
+    """Write ``report.json`` into ``out_dir`` (created) and return its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / REPORT_FILE
+    path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def find_report(location: Path) -> Path:
+    """The ``report.json`` of ``location``: the file itself, an output folder holding it, or a
+    run directory whose ``report/`` holds it. UsageError (exit 2) when there is none."""
+    candidates = [location, location / REPORT_FILE, location / "report" / REPORT_FILE]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise UsageError(
+        f"no {REPORT_FILE} at {location} (looked at {', '.join(str(c) for c in candidates[1:])}): "
+        "give the --out folder of `aitbc-testnet run`/`collect`, or run `aitbc-testnet collect` "
+        "for that run first"
+    )
+
+
+def read_report(location: Path) -> Report:
+    """Load a report from a file or folder (see ``find_report``). UsageError (exit 2) when the
+    file is not a report of this schema."""
+    path = find_report(location)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read a JSON report ({exc})") from None
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    if version != SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}: re-collect the run "
+            "with this version of aitbc-testnet"
+        )
+    try:
+        return Report.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise UsageError(f"{path}: not a valid report ({problems})") from None
