@@ -50,8 +50,8 @@ def test_committed_tps_is_max_of_rate_never_sum() -> None:
 
 def test_quantiles_sum_buckets_by_le() -> None:
     assert pq.finality_quantile(0.99, 45) == (
-        "histogram_quantile(0.99, sum by (le) "
-        f"(increase(aitbc_tx_finality_seconds_bucket{SEL}[45000ms])))"
+        "quantile(0.5, histogram_quantile(0.99, sum by (le, validator) "
+        f"(increase(aitbc_tx_finality_seconds_bucket{SEL}[45000ms]))))"
     )
     assert pq.e2e_quantile(0.5, 10) == (
         "histogram_quantile(0.5, sum by (le) "

@@ -115,8 +115,8 @@ def new_core(
     )
 
 
-def leader_of(es: EpochState, round_: int) -> int:
-    return select_leader(es.validators, es.mode, es.seed, es.epoch, round_)
+def leader_of(es: EpochState, round_: int, after_timeout: bool = False) -> int:
+    return select_leader(es.validators, es.mode, es.seed, es.epoch, round_, after_timeout)
 
 
 # --------------------------------------------------------------------------- signing
@@ -186,7 +186,8 @@ def propose(
     timestamp_ms: int | None = None,
 ) -> Proposal:
     """A proposal signed by ``proposer`` (default: the round's leader) extending ``parent``."""
-    author = leader_of(es, round_) if proposer is None else proposer
+    after_timeout = tc is not None and tc.round == round_ - 1
+    author = leader_of(es, round_, after_timeout) if proposer is None else proposer
     secret = setup.keys[author].secret
     block = Block(
         epoch=es.epoch,
@@ -402,10 +403,17 @@ class Driven:
         return [round_ for _, round_, _ in self.votes()]
 
 
-def bystander(setup: Setup, rounds: Iterable[int], es: EpochState | None = None) -> int:
-    """A validator that leads none of ``rounds`` (so it never proposes in the test)."""
+def bystander(
+    setup: Setup,
+    rounds: Iterable[int],
+    es: EpochState | None = None,
+    fallback_rounds: Iterable[int] = (),
+) -> int:
+    """A validator that leads none of ``rounds`` (so it never proposes in the test), nor is the
+    fallback leader (after a TC) of ``fallback_rounds``."""
     state = setup.epoch if es is None else es
     leaders = {leader_of(state, r) for r in rounds}
+    leaders |= {leader_of(state, r, after_timeout=True) for r in fallback_rounds}
     for index in range(setup.size):
         if index not in leaders:
             return index

@@ -97,7 +97,7 @@ def test_after_a_tc_votes_only_when_the_justify_is_at_least_the_tc_high_qc() -> 
     setup = make_setup(7)
     es = setup.epoch
     chain = build_chain(setup, [1, 2])
-    d = Driven(setup, bystander(setup, ROUNDS))
+    d = Driven(setup, bystander(setup, ROUNDS, fallback_rounds=[4]))
     d.start(0)
     for t, proposal in enumerate(chain.proposals):
         d.deliver(10 + t, proposal)
@@ -124,7 +124,7 @@ def test_a_tc_for_an_older_round_does_not_allow_a_vote() -> None:
     setup = make_setup(7)
     es = setup.epoch
     chain = build_chain(setup, [1])
-    d = Driven(setup, bystander(setup, ROUNDS))
+    d = Driven(setup, bystander(setup, ROUNDS, fallback_rounds=[4]))
     d.start(0)
     d.deliver(10, chain.proposals[0])
     qc1 = chain.qcs[0]
@@ -324,8 +324,8 @@ def test_a_node_that_forms_a_tc_forwards_it_to_the_next_leader() -> None:
     nobody sends it the TC it cannot propose, and the next round times out as well."""
     setup = make_setup(7)
     es = setup.epoch
-    me = bystander(setup, ROUNDS)
-    next_leader = leader_of(es, 2)
+    me = bystander(setup, ROUNDS, fallback_rounds=[2])
+    next_leader = leader_of(es, 2, after_timeout=True)  # round 2 follows the TC of round 1
     d = Driven(setup, me)
     d.start(0)
     d.tick(d.core.round_deadline_ms)  # our own timeout for round 1

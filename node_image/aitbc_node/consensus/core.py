@@ -148,9 +148,24 @@ class ConsensusCore:
     def mode(self) -> Mode:
         return self.epoch_state.mode
 
-    def leader(self, round_: int) -> int:
+    def leader(self, round_: int, after_timeout: bool = False) -> int:
+        """Round ``round_``'s proposer: the primary when the round follows a QC of the round
+        before, the fallback when it follows a timeout certificate. A dead primary for r+1 then
+        costs one timed-out round (r, whose votes it would have aggregated), not two."""
         es = self.epoch_state
-        return select_leader(es.validators, es.mode, es.seed, es.epoch, round_)
+        return select_leader(es.validators, es.mode, es.seed, es.epoch, round_, after_timeout)
+
+    def _current_leader(self) -> int:
+        return self.leader(self.round, self._entered_by_tc())
+
+    def _entered_by_tc(self) -> bool:
+        """The current round follows a TC (and no QC) for the round before it."""
+        round_ = self.round
+        return (
+            self.qc_round(self.high_qc) + 1 != round_
+            and self.last_tc is not None
+            and self.last_tc.round == round_ - 1
+        )
 
     def qc_round(self, qc: QuorumCert) -> int:
         """A QC's round within this epoch: the previous epoch's anchor QC counts as round 0."""
@@ -409,7 +424,7 @@ class ConsensusCore:
         """As leader of the current round, propose once the parent is known and the block
         interval since the parent's timestamp has passed (at once after a TC)."""
         round_ = self.round
-        if self.leader(round_) != self.me or self.safety.last_proposed_round >= round_:
+        if self._current_leader() != self.me or self.safety.last_proposed_round >= round_:
             return
         parent = self._proposal_parent()
         if parent is None:
@@ -459,14 +474,15 @@ class ConsensusCore:
     def _propose(self, now_ms: int, out: list[Action]) -> None:
         self.proposal_due_ms = None
         round_ = self.round
-        if self.leader(round_) != self.me or self.safety.last_proposed_round >= round_:
+        if self._current_leader() != self.me or self.safety.last_proposed_round >= round_:
             return
         es = self.epoch_state
         qc = self.high_qc
         parent = self._proposal_parent()
         if parent is None:
             return
-        tc = self.last_tc if self.last_tc is not None and self.last_tc.round == round_ - 1 else None
+        # A TC goes into the block only when there is no QC of the round before.
+        tc = self.last_tc if self._entered_by_tc() else None
         if self.qc_round(qc) + 1 != round_ and tc is None:
             return
         height = parent.height + 1
@@ -537,7 +553,8 @@ class ConsensusCore:
         if block.height > es.end_height and (block.batches or block.evidence):
             out.append(Rejected(sender, "payload_after_epoch_end"))
             return False
-        if block.proposer != self.leader(block.round):
+        after_timeout = block.tc is not None and block.tc.round == block.round - 1
+        if block.proposer != self.leader(block.round, after_timeout):
             out.append(Rejected(sender, "wrong_leader"))
             return False
         if len(block.batches) > es.params.max_batches_per_block:
@@ -807,7 +824,7 @@ class ConsensusCore:
             high_qc=high,
         )
         self._on_tc(now_ms, tc, out, self.me)
-        next_leader = self.leader(tc.round + 1)
+        next_leader = self.leader(tc.round + 1, after_timeout=True)
         if self.epoch == tc.epoch and next_leader != self.me:
             # The next leader may have missed some of these timeouts (loss, partition): without
             # the TC it cannot propose, and the round would time out again.

@@ -23,8 +23,36 @@ def _draw(seed: bytes, epoch: int, round_: int, purpose: bytes) -> int:
 
 
 def select_leader(
-    validators: ValidatorSet, mode: Mode, seed: bytes, epoch: int, round_: int
+    validators: ValidatorSet,
+    mode: Mode,
+    seed: bytes,
+    epoch: int,
+    round_: int,
+    after_timeout: bool = False,
 ) -> int:
+    """Round ``round_``'s primary proposer, or with ``after_timeout`` its fallback: a second draw
+    from the same distribution that differs from the primary whenever another candidate
+    exists (a few redraws, then the next authority in order)."""
+    primary = _select(validators, mode, seed, epoch, round_, b"")
+    if not after_timeout:
+        return primary
+    for attempt in range(1, 9):
+        candidate = _select(validators, mode, seed, epoch, round_, b"fallback%d" % attempt)
+        if candidate != primary:
+            return candidate
+    authorities = validators.authorities
+    return (
+        authorities[(authorities.index(primary) + 1) % len(authorities)]
+        if (primary in authorities)
+        else authorities[0]
+    )
+
+
+def _select(
+    validators: ValidatorSet, mode: Mode, seed: bytes, epoch: int, round_: int, salt: bytes
+) -> int:
+    if salt:
+        seed = hashlib.sha256(seed + salt).digest()
     authorities = validators.authorities
     if mode is Mode.FAST:
         return authorities[_draw(seed, epoch, round_, b"fast") % len(authorities)]

@@ -39,7 +39,7 @@ BLOCK_INTERVAL_MS = {Mode.FAST: 100, Mode.BALANCED: 500, Mode.SECURE: 2000}
 FINALITY_TARGET_MS = {Mode.FAST: 200, Mode.BALANCED: 1000, Mode.SECURE: 5000}
 #: Base round timeout per mode (ms); doubled per consecutive timeout, at most
 #: ``MAX_TIMEOUT_DOUBLINGS`` times.
-BASE_TIMEOUT_MS = {Mode.FAST: 600, Mode.BALANCED: 1500, Mode.SECURE: 6000}
+BASE_TIMEOUT_MS = {Mode.FAST: 400, Mode.BALANCED: 1000, Mode.SECURE: 4000}
 MAX_TIMEOUT_DOUBLINGS = 2
 #: Consecutive timeouts tolerated at the base duration before backing off (one dead leader
 #: costs two: its own round and the round whose votes went to it).
@@ -356,7 +356,7 @@ class ConsensusParams:
     def base_timeout(self, mode: Mode) -> int:
         if self.base_timeout_ms is not None:
             return self.base_timeout_ms
-        return max(BASE_TIMEOUT_MS[mode], 3 * self.block_interval(mode))
+        return max(BASE_TIMEOUT_MS[mode], 2 * self.block_interval(mode))
 
 
 @dataclass(frozen=True)

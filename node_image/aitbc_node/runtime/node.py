@@ -302,6 +302,11 @@ class ValidatorNode:
     def peers_connected(self) -> int:
         return len(self.connected_peers())
 
+    def can_reach_quorum(self) -> bool:
+        """Connected (not partitioned) to enough validators to commit with this node."""
+        es = self.core.epoch_state
+        return es.validators.is_quorum(es.mode, self.connected_peers() | {self.index})
+
     def readiness(self) -> tuple[bool, str]:
         if not self._started:
             return False, "starting"

@@ -36,6 +36,14 @@ class PublicService(node_pb2_grpc.NodeServicer):
     ) -> node_pb2.SubmitResponse:
         node = self.node
         count = len(request.transactions)
+        if not node.can_reach_quorum():
+            # A node cut off from a quorum would sit on the transactions until the network
+            # heals: refuse, so clients move the accounts to a validator that can commit them.
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"validator {node.index} cannot reach a quorum of validators right now: "
+                "send to another validator",
+            )
         limit = node.config.mempool.max_submit_batch
         if count > limit:
             node.metrics.reject("too_large", count)
