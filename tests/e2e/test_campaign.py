@@ -99,7 +99,9 @@ def test_crash_recovery_reports_the_killed_validators_recovery(
 
 
 @needs_prometheus
-def test_byzantine_equivocator_is_slashed_without_violation(run_root: Path, tmp_path: Path) -> None:
+def test_byzantine_equivocator_is_slashed_without_violation(
+    aitbc: Callable[..., Any], run_root: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     result, report = campaign(
         aitbc, "byzantine", run_root, out, "load.duration=40s", "load.warmup=8s",
