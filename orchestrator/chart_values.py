@@ -188,7 +188,7 @@ def loadgen_env(plan: Plan, workers: int) -> dict[str, str]:
         "AITBC_ACCOUNTS": str(load.accounts),
         "AITBC_WORKERS": str(workers),
         "AITBC_SHAPE": load.shape,
-        "AITBC_SHAPE_PARAMS": json.dumps(_shape_params(plan), separators=(",", ":")),
+        "AITBC_SHAPE_PARAMS": json.dumps(plan.load.shape_params(), separators=(",", ":")),
         "AITBC_PROBE_INTERVAL_S": _number(load.probe_interval_s) if load.probe_enabled else "0",
         "AITBC_RUN_ID": plan.run_id,
     }
@@ -229,25 +229,6 @@ def _loadgen_values(plan: Plan, workers: int) -> dict[str, Any]:
         "runTime": f"{max(1, round(load.duration_s))}s",
         "env": loadgen_env(plan, workers),
     }
-
-
-def _shape_params(plan: Plan) -> dict[str, Any]:
-    load = plan.load
-    if load.shape == "step":
-        return {"steps": [{"tps": s.tps, "duration_s": s.duration_s} for s in load.steps]}
-    if load.shape == "ramp" and load.ramp is not None:
-        return {
-            "from_tps": load.ramp.from_tps,
-            "to_tps": load.ramp.to_tps,
-            "duration_s": load.duration_s,
-        }
-    if load.shape == "spike" and load.spike is not None:
-        return {
-            "at_s": load.spike.at_s,
-            "duration_s": load.spike.duration_s,
-            "tps": load.spike.tps,
-        }
-    return {}
 
 
 def _number(value: float) -> str:

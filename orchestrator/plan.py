@@ -114,6 +114,24 @@ class LoadPlan:
         """End of the measured window, seconds since load start."""
         return self.duration_s - self.cooldown_s
 
+    def shape_params(self) -> dict[str, Any]:
+        """``AITBC_SHAPE_PARAMS`` of the load shape (loadgen/README.md, "Shapes")."""
+        if self.shape == "step":
+            return {"steps": [{"tps": s.tps, "duration_s": s.duration_s} for s in self.steps]}
+        if self.shape == "ramp" and self.ramp is not None:
+            return {
+                "from_tps": self.ramp.from_tps,
+                "to_tps": self.ramp.to_tps,
+                "duration_s": self.duration_s,
+            }
+        if self.shape == "spike" and self.spike is not None:
+            return {
+                "at_s": self.spike.at_s,
+                "duration_s": self.spike.duration_s,
+                "tps": self.spike.tps,
+            }
+        return {}
+
 
 @dataclass(frozen=True)
 class PlannedFault:

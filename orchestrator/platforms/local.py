@@ -1089,7 +1089,7 @@ class LocalPlatform:
             "AITBC_ACCOUNTS": str(load.accounts),
             "AITBC_FIRST_ACCOUNT": "0",
             "AITBC_SHAPE": load.shape,
-            "AITBC_SHAPE_PARAMS": json.dumps(_shape_params(load)),
+            "AITBC_SHAPE_PARAMS": json.dumps(load.shape_params()),
             "AITBC_PROBE_INTERVAL_S": f"{load.probe_interval_s:g}" if load.probe_enabled else "0",
             "AITBC_PROBE_LOG": state.load.probe_log,
             "AITBC_SUMMARY": state.load.summary,
@@ -1233,25 +1233,6 @@ def _forget_load(state: RunState, record: ProcessRecord) -> None:
     current = state.load.process
     if current is not None and current.pid == record.pid:
         state.load.process = None
-
-
-def _shape_params(load: LoadPlan) -> dict[str, Any]:
-    """``AITBC_SHAPE_PARAMS`` of a plan's load shape (loadgen/README.md, "Shapes")."""
-    if load.shape == "step":
-        return {"steps": [{"tps": s.tps, "duration_s": s.duration_s} for s in load.steps]}
-    if load.shape == "ramp" and load.ramp is not None:
-        return {
-            "from_tps": load.ramp.from_tps,
-            "to_tps": load.ramp.to_tps,
-            "duration_s": load.duration_s,
-        }
-    if load.shape == "spike" and load.spike is not None:
-        return {
-            "at_s": load.spike.at_s,
-            "duration_s": load.spike.duration_s,
-            "tps": load.spike.tps,
-        }
-    return {}
 
 
 def replace_load(plan: Plan, **changes: Any) -> Plan:
