@@ -113,7 +113,7 @@ FAULT_API_KINDS = ("partition", "delay", "loss", "pause", "equivocate")
 CHAOS_KINDS = ("partition", "delay", "loss", "pause")
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
-_LOADGEN_SOURCES = ("loadgen-master-job", "loadgen-worker-deployment", "loadgen-master-service")
+_LOADGEN_SOURCES = ("loadgen-master-job", "loadgen-worker-job", "loadgen-master-service")
 
 
 class FaultNotVerified(PlatformError):
@@ -984,7 +984,10 @@ class _ProxyFaultApi:
             OPS_PORT,
             path,
             body=body,
-            headers={"Authorization": f"Bearer {platform.admin_token()}"},
+            headers={
+                "Authorization": f"Bearer {platform.admin_token()}",
+                "X-Aitbc-Admin-Token": platform.admin_token(),
+            },
         )
 
     def close(self) -> None:

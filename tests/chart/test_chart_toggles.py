@@ -60,7 +60,7 @@ TOGGLES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
         {
             ("Job", f"{FULLNAME}-loadgen-master"),
             ("Service", f"{FULLNAME}-loadgen-master"),
-            ("Deployment", f"{FULLNAME}-loadgen-worker"),
+            ("Job", f"{FULLNAME}-loadgen-worker"),
         },
     ),
     "dashboards": (
@@ -178,7 +178,8 @@ def test_loadgen_targets_every_validator_pod(render: Render) -> None:
         },
     }
     manifests = render(values)
-    job = one(manifests, "Job")
+    jobs = {m.name: m.body for m in by_kind(manifests, "Job")}
+    job = jobs[f"{FULLNAME}-loadgen-master"]
     master = job["spec"]["template"]["spec"]["containers"][0]
     assert master["command"] == ["locust"]
     for flag in ("--master", "--headless", "--expect-workers=3", "--users=40", "--run-time=90s"):
@@ -190,8 +191,8 @@ def test_loadgen_targets_every_validator_pod(render: Render) -> None:
     ]
     assert env["AITBC_TPS"] == "500"
     assert {p["name"]: p["containerPort"] for p in master["ports"]}["loadgen-metrics"] == 9646
-    worker = one(manifests, "Deployment")
-    assert worker["spec"]["replicas"] == 3
+    worker = jobs[f"{FULLNAME}-loadgen-worker"]  # indexed: see test_chart_loadgen.py
+    assert worker["spec"]["parallelism"] == 3
     worker_args = worker["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--master-host={FULLNAME}-loadgen-master" in worker_args
 

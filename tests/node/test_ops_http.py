@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aitbc_node.ledger import REJECT_REASONS
 from aitbc_node.ops.faults import FaultController
-from aitbc_node.ops.http import MAX_BODY_BYTES, OpsServer, start_ops_server
+from aitbc_node.ops.http import ADMIN_TOKEN_HEADER, MAX_BODY_BYTES, OpsServer, start_ops_server
 from aitbc_node.ops.metrics import NodeMetrics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -251,6 +251,29 @@ def test_fault_api_requires_a_bearer_token(ops: Ops, method: str) -> None:
 
 def test_scheme_is_case_insensitive(ops: Ops) -> None:
     assert ops.request("GET", "/admin/faults", None, {"Authorization": f"bearer {TOKEN}"})[0] == 200
+
+
+def test_the_proxy_safe_admin_header_is_accepted(ops: Ops) -> None:
+    """The Kubernetes API server's pod proxy strips Authorization: X-Aitbc-Admin-Token works."""
+    proxied = {ADMIN_TOKEN_HEADER: TOKEN}
+    status, body = ops.json("PUT", "/admin/faults", {"kind": "pause"}, headers=proxied)
+    assert status == 201, body
+    assert [fault.kind for fault in ops.faults.active()] == ["pause"]
+    status, body = ops.json("GET", "/admin/faults", headers=proxied)
+    assert status == 200 and len(body["faults"]) == 1
+    assert ops.request("DELETE", "/admin/faults", None, proxied)[0] in (200, 204)
+    assert ops.faults.active() == []
+    status, body = ops.json(
+        "PUT", "/admin/faults", {"kind": "pause"}, headers={ADMIN_TOKEN_HEADER: "wrong"}
+    )
+    assert (status, body["error"]) == (403, "wrong admin token")
+    assert ops.request("GET", "/admin/faults", None, {ADMIN_TOKEN_HEADER: "  "})[0] == 401
+    # both headers given: both must be right
+    mixed = {ADMIN_TOKEN_HEADER: TOKEN, "Authorization": "Bearer wrong"}
+    assert ops.request("GET", "/admin/faults", None, mixed)[0] == 403
+    mixed = {ADMIN_TOKEN_HEADER: "wrong", **AUTH}
+    assert ops.request("GET", "/admin/faults", None, mixed)[0] == 403
+    assert ops.faults.active() == []
 
 
 def test_fault_api_without_a_configured_token_is_disabled(start_server: ServerFactory) -> None:

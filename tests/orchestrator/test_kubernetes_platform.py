@@ -622,7 +622,7 @@ async def test_load_is_the_charts_locust_job_and_its_results_come_from_the_maste
         e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["AITBC_TPS"] == "100" and env["AITBC_RUN_ID"] == RUN_ID
-    assert (kmock.resource("apps/v1/deployments"), NAMESPACE, f"{STS}-loadgen-worker") in (
+    assert (kmock.resource("batch/v1/jobs"), NAMESPACE, f"{STS}-loadgen-worker") in (
         cluster.objects
     )
     assert await asyncio.to_thread(platform.load_running)

@@ -11,11 +11,13 @@ Routes:
   JSON body: ``201`` and the new fault; ``DELETE /admin/faults``: heal (clear every fault);
   ``DELETE /admin/faults/{id}``: clear one (``404`` when unknown).
 
-The fault API needs ``Authorization: Bearer <admin token>``: 401 without one, 403 with a wrong
-one or when the node has no token configured (the fault API is then disabled). Admin errors are
-JSON ``{"error": message, "field": name or null}``: 400 for a bad spec or bad JSON, 409 when too
-many faults are active, 413 for a body over 64 KiB. No request, however malformed, gets a 500
-or stops the server.
+The fault API needs ``Authorization: Bearer <admin token>`` or, equally, the header
+``X-Aitbc-Admin-Token: <admin token>`` (the Kubernetes API server strips ``Authorization`` from
+requests it forwards through its pod proxy): 401 without either, 403 with a wrong one or when
+the node has no token configured (the fault API is then disabled). When both are sent, both
+must be right. Admin errors are JSON ``{"error": message, "field": name or null}``: 400 for a
+bad spec or bad JSON, 409 when too many faults are active, 413 for a body over 64 KiB. No
+request, however malformed, gets a 500 or stops the server.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from aitbc_node.ops.faults import (
 #: Largest request body accepted (a fault spec is far smaller).
 MAX_BODY_BYTES = 64 * 1024
 ADMIN_PREFIX = "/admin/"
+#: The admin token header that survives the Kubernetes API server's pod proxy.
+ADMIN_TOKEN_HEADER = "X-Aitbc-Admin-Token"
 _CLASSIC_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 HealthCheck = Callable[[], tuple[bool, str]]
@@ -127,17 +131,25 @@ class _Routes:
                 "the fault API is disabled: this node has no admin token (set admin_token in "
                 "its config or AITBC_ADMIN_TOKEN)",
             )
+        candidates = []
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+        if scheme.lower() == "bearer" and presented.strip():
+            candidates.append(presented.strip())
+        proxied = request.headers.get(ADMIN_TOKEN_HEADER, "").strip()
+        if proxied:
+            candidates.append(proxied)
+        if not candidates:
             return _error(
                 401,
-                "missing bearer token: send the header 'Authorization: Bearer <admin token>'",
+                "missing bearer token: send the header 'Authorization: Bearer <admin token>' "
+                f"(or '{ADMIN_TOKEN_HEADER}: <admin token>' through a proxy that drops "
+                "Authorization)",
                 headers={"WWW-Authenticate": 'Bearer realm="aitbc-node"'},
             )
-        candidate = presented.strip().encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(candidate, self._token):
-            return _error(403, "wrong admin token")
+        for candidate in candidates:
+            if not hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), self._token):
+                return _error(403, "wrong admin token")
         return None
 
     async def list_faults(self, request: web.Request) -> web.Response:
