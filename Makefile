@@ -27,14 +27,18 @@ $(PROTO_OUT)/.generated: $(PROTO_SRC) $(STAMP)
 	$(PY) scripts/fix_proto_imports.py $(PROTO_OUT)
 	touch $@
 
-# The local platform runs a real Prometheus server: Debian's package when it is missing.
+# The local platform runs a real Prometheus server: Debian's package when it is missing. The
+# script waits for another apt holding the dpkg lock, retries, and fails loudly (naming the
+# package) when the binary is still missing afterwards. Debian starts the packaged service: stop
+# it, the platform starts its own servers.
 prometheus:
-	@command -v prometheus >/dev/null 2>&1 || { \
-	  echo "installing Debian's prometheus package (needs root)"; \
+	@if ! command -v prometheus >/dev/null 2>&1; then \
+	  scripts/apt-install.sh prometheus=prometheus promtool=prometheus || exit 1; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; \
 	  $$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true; \
-	  $$SUDO pkill -x prometheus >/dev/null 2>&1 || true; }
+	  $$SUDO pkill -x prometheus >/dev/null 2>&1 || true; \
+	fi
+	@prometheus --version >/dev/null 2>&1 || { echo "prometheus is installed but does not run: prometheus --version failed"; exit 1; }
 
 test: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider
