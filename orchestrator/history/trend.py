@@ -62,16 +62,16 @@ def metric_chart(history: MetricHistory, run_numbers: dict[int, int]) -> str:
     xs = [run_numbers[run.id] for run in history.runs]
     values = Series(label=history.metric.name, points=list(zip(xs, history.values, strict=True)))
     bounds = [0, *(change.index for change in history.change_points), len(xs)]
-    level: list[tuple[float, float]] = []
+    level: list[tuple[float, float]] = []  # one point per run: drawn as one stepped line
     for start, end in pairwise(bounds):
         mean = sum(history.values[start:end]) / (end - start)
-        level += [(xs[start], mean), (xs[end - 1], mean)]
+        level += [(x, mean) for x in xs[start:end]]
     regressions = {regression.change.index for regression in history.regressions}
     shades = [
         Shade(
             xs[regression.change.index - 1],
             xs[regression.change.index],
-            f"{regression.commit_range}",
+            f"{regression.last_before.commit_label[:7]}..{regression.first_after.commit_label[:7]}",
         )
         for regression in history.regressions
     ]
