@@ -65,12 +65,14 @@ container-engine:
 # a second build without a source change reuses every layer. The build needs no network: the
 # wheels come from build/wheelhouse, prepared on the host from pyproject.toml. BASE_IMAGE is the
 # local Debian 12 base of `make base-image` (made first when missing) unless you pass another,
-# e.g. `make image BASE_IMAGE=python:3.11-slim` with a registry. IIDFILE=path writes the image id.
+# e.g. `make image BASE_IMAGE=python:3.11-slim` with a registry. IIDFILE=path writes the image id;
+# BUILD_OPTS adds build options (e.g. --no-cache).
 LOCAL_BASE := localhost/aitbc-base:bookworm
 BASE_IMAGE ?= $(LOCAL_BASE)
 IMAGE_NAME ?= aitbc-testnet-node
 WHEELHOUSE := build/wheelhouse
 IIDFILE ?=
+BUILD_OPTS ?=
 
 $(WHEELHOUSE)/wheels.txt: pyproject.toml scripts/wheelhouse.py | $(STAMP)
 	$(PY) scripts/wheelhouse.py $(WHEELHOUSE)
@@ -80,7 +82,7 @@ image: $(WHEELHOUSE)/wheels.txt
 	@engine="$$(scripts/container-engine.sh)" || exit 1; \
 	if [ "$(BASE_IMAGE)" = "$(LOCAL_BASE)" ]; then scripts/base-image.sh "$$engine" "$(LOCAL_BASE)" || exit 1; fi; \
 	format=; if [ "$$engine" = podman ]; then format="--format docker"; fi; \
-	set -x; "$$engine" build $$format --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	set -x; "$$engine" build $$format --network none $(BUILD_OPTS) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	  $(if $(IIDFILE),--iidfile $(IIDFILE)) -f node_image/Dockerfile -t $(IMAGE_NAME):$(VERSION) .
 
 # The local base of the node image (Debian 12 + Python 3.11, made with mmdebstrap; skipped when it
