@@ -13,7 +13,7 @@ runs this script), and writes three lists next to them:
   requirements and grpcio-tools (resolved together with the runtime protobuf and grpcio, so that
   the gRPC stubs it generates match them);
 - ``wheels.txt``: the wheel files, one a line. The Dockerfile copies it before installing from
-  the bind-mounted wheelhouse: the engines' build cache does not look inside bind mounts, so this
+  the bind-mounted wheelhouse: Podman's build cache does not look inside bind mounts, so this
   list is what makes a changed wheelhouse rebuild the dependency layer. Written last: its
   presence means the download completed (make's target file).
 
