@@ -101,12 +101,15 @@ chart: install
 
 # The whole campaign on a real kind cluster (needs Docker and kind): a cluster named
 # $(KIND_CLUSTER) (created when missing), the node image loaded into it, then the e2e_kind tests.
+# kind pulls its own node image from a registry, so the node image is built on the official
+# Python image there (KIND_BASE_IMAGE) rather than on the local base.
 KIND_CLUSTER ?= aitbc-e2e
+KIND_BASE_IMAGE ?= python:3.11-slim
 e2e-kind: VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 e2e-kind: install
 	@command -v kind >/dev/null 2>&1 || { echo "make e2e-kind needs kind (https://kind.sigs.k8s.io) and a running Docker engine"; exit 1; }
 	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --wait 180s
-	$(MAKE) image
+	$(MAKE) image BASE_IMAGE=$(KIND_BASE_IMAGE)
 	kind load docker-image aitbc-testnet-node:$(VERSION) --name $(KIND_CLUSTER)
 	AITBC_E2E_KIND=1 AITBC_KUBE_CONTEXT=kind-$(KIND_CLUSTER) AITBC_IMAGE_TAG=$(VERSION) \
 	  $(VENV)/bin/pytest -q -p no:cacheprovider -m e2e_kind tests/e2e
