@@ -182,12 +182,7 @@ class ContainerEngine:
                 "podman is not on PATH: start Docker, or run `make install` as root (installs "
                 "podman)"
             )
-        service = _PodmanService.start(podman)
-        try:
-            client = _client(service.url)
-        except BaseException:
-            service.stop()
-            raise
+        service, client = _PodmanService.start(podman)
         return cls(client, service.url, service)
 
     def close(self) -> None:
@@ -404,7 +399,8 @@ class _PodmanService:
         return self.process.pid
 
     @classmethod
-    def start(cls, podman: str) -> _PodmanService:
+    def start(cls, podman: str) -> tuple[_PodmanService, Any]:
+        """Start the service; returns it with a client that got its first answer."""
         folder = Path(tempfile.mkdtemp(prefix="aitbc-podman-"))
         log_path = folder / "service.log"
         with log_path.open("wb") as log:
@@ -417,7 +413,7 @@ class _PodmanService:
             )
         service = cls(process, folder)
         deadline = time.monotonic() + SERVICE_START_S
-        while _client_if_answering(service.url) is None:
+        while (client := _client_if_answering(service.url)) is None:
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 state = (
@@ -432,7 +428,7 @@ class _PodmanService:
                     "writes the settings podman needs here)"
                 )
             time.sleep(0.1)
-        return service
+        return service, client
 
     def stop(self) -> None:
         self._finalizer()
