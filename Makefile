@@ -50,9 +50,9 @@ prometheus: system-packages
 	@prometheus --version >/dev/null 2>&1 || { echo "prometheus is installed but does not run: prometheus --version failed"; exit 1; }
 
 # The node image is built in the background while pytest runs (scripts/with-image-build.sh: own
-# process group, log in build/image-build.log, printed if the build fails; stopped if pytest
-# ends first). The tests that need the image run last and their own `make image` waits for that
-# build (the lock of `make image`), then takes the cached path.
+# process group, log in build/image-build.log, printed if the build fails; waited for if pytest
+# ends first, stopped on Ctrl-C). The tests that need the image run last and their own `make
+# image` waits for that build (the lock of `make image`), then takes the cached path.
 test: install
 	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -126,9 +126,11 @@ chart: install
 # The whole campaign on a real kind cluster (needs Docker and kind): a cluster named
 # $(KIND_CLUSTER) (created when missing), the node image loaded into it, then the e2e_kind tests.
 # kind pulls its own node image from a registry, so the node image is built on the official
-# Python image there (KIND_BASE_IMAGE) rather than on the local base.
+# Python image there (KIND_BASE_IMAGE) rather than on the local base, which `make install` then
+# does not make.
 KIND_CLUSTER ?= aitbc-e2e
 KIND_BASE_IMAGE ?= python:3.11-slim
+e2e-kind: export BASE_IMAGE = $(KIND_BASE_IMAGE)
 e2e-kind: VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 e2e-kind: install
 	@command -v kind >/dev/null 2>&1 || { echo "make e2e-kind needs kind (https://kind.sigs.k8s.io) and a running Docker engine"; exit 1; }

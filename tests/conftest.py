@@ -19,3 +19,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     image in the background while the others run, and their `make image` waits for that build
     (scripts/with-image-build.sh)."""
     items.sort(key=lambda item: "node_image" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session")
+def checkout_manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """``aitbc-testnet render devnet-smoke`` from this checkout: file name -> content. The chart
+    shipped in a wheel (tests/chart) and in the node image (tests/containers) must give these."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    out = tmp_path_factory.mktemp("checkout-manifests")
+    result = CliRunner().invoke(app, ["render", "devnet-smoke", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifests = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert "statefulset-devnet-smoke-aitbc-testnet.yaml" in manifests
+    return manifests

@@ -1,7 +1,8 @@
 """scripts/with-image-build.sh (``make test``): the node image built in the background while a
 command runs, with a fake ``make`` standing in for the real build (tests/containers builds the
-real image): the command's exit status, the build's log printed when the build failed, and a
-build still running when the command ends stopped with its whole process group."""
+real image): the command's exit status, the build's log printed when the build failed, a build
+still running when the command ends waited for, and one interrupted or past its time stopped
+with its whole process group."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ SCRIPT = REPO / "scripts" / "with-image-build.sh"
 RUN_TIMEOUT_S = 120.0
 
 #: The fake `make image`: records its pid, starts a child in its process group, then finishes
-#: as FAKE_BUILD says (ok, fail, or hang until killed).
+#: as FAKE_BUILD says: ok, fail, hang (until killed) or slow (once the file `release` exists).
 FAKE_MAKE = """#!/bin/sh
 echo "$$" > make.pid
 echo "fake make $*"
@@ -26,39 +27,58 @@ case "$FAKE_BUILD" in
   ok) kill "$!"; echo "image built"; exit 0 ;;
   fail) kill "$!"; echo "boom: the build failed"; exit 3 ;;
   hang) wait ;;
+  slow) i=0; while [ ! -e release ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i + 1)); done
+        kill "$!"; echo "image built"; exit 0 ;;
 esac
 """
 
-#: The command under the build: waits until the fake build is where argv[1] says ("started":
-#: its child exists; "ended": its process has exited), then exits with argv[2].
+#: The command under the build: waits until the fake build has started (argv[1] "started"),
+#: has ended ("ended": its process exited), or has started and then is released ("release") or
+#: interrupts the script ("interrupt": SIGINT to its parent, as Ctrl-C would); exits argv[2].
 COMMAND = """
-import pathlib, sys, time
+import os, pathlib, signal, sys, time
 def ended(pid):
     stat = pathlib.Path(f"/proc/{pid}/stat")
     return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
 for _ in range(6000):
     pids = [pathlib.Path(n).read_text().strip() for n in ("make.pid", "child.pid")
             if pathlib.Path(n).exists()]
-    if len(pids) == 2 and all(pids) and (sys.argv[1] == "started" or ended(pids[0])):
+    if len(pids) == 2 and all(pids) and (sys.argv[1] != "ended" or ended(pids[0])):
         break
     time.sleep(0.02)
 else:
     sys.exit("the fake build never got there")
+if sys.argv[1] == "release":
+    pathlib.Path("release").touch()
+if sys.argv[1] == "interrupt":
+    os.kill(os.getppid(), signal.SIGINT)
 sys.exit(int(sys.argv[2]))
 """
 
 
-def run_with_build(tmp_path: Path, build: str, wait_for: str, exit_code: int) -> str:
+def run_with_build(
+    tmp_path: Path,
+    build: str,
+    wait_for: str,
+    exit_code: int,
+    *,
+    status: int | None = None,
+    build_wait_s: str = "600",
+) -> str:
     fake = tmp_path / "fake-make"
     fake.write_text(FAKE_MAKE)
     fake.chmod(0o755)
+    env = {**os.environ, "MAKE": str(fake), "FAKE_BUILD": build, "BUILD_WAIT_S": build_wait_s}
     result = subprocess.run(
         [str(SCRIPT), sys.executable, "-c", COMMAND, wait_for, str(exit_code)],
-        cwd=tmp_path, env={**os.environ, "MAKE": str(fake), "FAKE_BUILD": build},
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+        check=False,
     )  # fmt: skip
-    assert result.returncode == exit_code, result.stdout + result.stderr
+    expected = exit_code if status is None else status
+    assert result.returncode == expected, result.stdout + result.stderr
     assert not (tmp_path / "build" / "image-build.pid").exists()
+    assert not alive(tmp_path / "make.pid")
+    assert not alive(tmp_path / "child.pid")  # nothing of the build outlives the script
     return result.stdout
 
 
@@ -85,11 +105,18 @@ def test_a_failed_build_prints_its_log_and_the_status_is_the_commands(tmp_path: 
     assert "boom: the build failed" in output
 
 
-def test_a_build_still_running_when_the_command_ends_is_stopped_with_its_group(
-    tmp_path: Path,
-) -> None:
-    output = run_with_build(tmp_path, "hang", wait_for="started", exit_code=5)
-    assert "stopping the unfinished image build" in output
-    assert "failed" not in output  # stopped on purpose: not a build failure
-    assert not alive(tmp_path / "make.pid")
-    assert not alive(tmp_path / "child.pid")  # the build's own children went with it
+def test_a_build_still_running_when_the_command_ends_is_waited_for(tmp_path: Path) -> None:
+    output = run_with_build(tmp_path, "slow", wait_for="release", exit_code=4)
+    assert "stopping" not in output and "failed" not in output
+    assert (tmp_path / "build" / "image-build.log").read_text().endswith("image built\n")
+
+
+def test_a_build_past_its_time_is_stopped_with_its_process_group(tmp_path: Path) -> None:
+    output = run_with_build(tmp_path, "hang", wait_for="started", exit_code=5, build_wait_s="0")
+    assert "stopping the image build (not finished after 0 s" in output
+    assert "failed" not in output  # stopped on purpose: not reported as a build failure
+
+
+def test_an_interrupted_run_stops_the_build(tmp_path: Path) -> None:
+    output = run_with_build(tmp_path, "hang", wait_for="interrupt", exit_code=0, status=130)
+    assert "stopping the image build (interrupted" in output
