@@ -333,6 +333,29 @@ def sign_transfer(
     return sign_transaction(keys, unsigned)
 
 
+def _sign_stake_change(
+    kind: TxKind,
+    keys: Ed25519KeyPair,
+    chain_id: str,
+    validator: int,
+    amount: int,
+    nonce: int,
+    fee: int,
+    memo: bytes,
+) -> Transaction:
+    unsigned = Transaction(
+        kind=kind,
+        chain_id=chain_id,
+        sender=keys.public,
+        nonce=nonce,
+        fee=fee,
+        amount=amount,
+        validator=validator,
+        memo=memo,
+    )
+    return sign_transaction(keys, unsigned)
+
+
 def sign_stake(
     keys: Ed25519KeyPair,
     chain_id: str,
@@ -344,17 +367,7 @@ def sign_stake(
 ) -> Transaction:
     """A signed STAKE: moves ``amount`` from the sender's balance to ``validator``'s stake
     (the sender must be the validator's reward address)."""
-    unsigned = Transaction(
-        kind=TxKind.STAKE,
-        chain_id=chain_id,
-        sender=keys.public,
-        nonce=nonce,
-        fee=fee,
-        amount=amount,
-        validator=validator,
-        memo=memo,
-    )
-    return sign_transaction(keys, unsigned)
+    return _sign_stake_change(TxKind.STAKE, keys, chain_id, validator, amount, nonce, fee, memo)
 
 
 def sign_unstake(
@@ -366,19 +379,9 @@ def sign_unstake(
     fee: int = 0,
     memo: bytes = b"",
 ) -> Transaction:
-    """A signed UNSTAKE: moves ``amount`` of ``validator``'s stake back to the sender's balance
-    (the sender must be the validator's reward address)."""
-    unsigned = Transaction(
-        kind=TxKind.UNSTAKE,
-        chain_id=chain_id,
-        sender=keys.public,
-        nonce=nonce,
-        fee=fee,
-        amount=amount,
-        validator=validator,
-        memo=memo,
-    )
-    return sign_transaction(keys, unsigned)
+    """A signed UNSTAKE: moves ``amount`` of ``validator``'s stake into unbonding, paid back to
+    the sender (the validator's reward address) when the unbonding period ends."""
+    return _sign_stake_change(TxKind.UNSTAKE, keys, chain_id, validator, amount, nonce, fee, memo)
 
 
 def sign_register(
