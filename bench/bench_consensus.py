@@ -16,6 +16,7 @@ from aitbc_node.chain import first_epoch, genesis_block
 from aitbc_node.consensus.core import ConsensusCore
 from aitbc_node.consensus.signing import vote_message
 from aitbc_node.consensus.types import QuorumCert, SafetyState, bitmap_from
+from aitbc_node.consensus.verify import Verifier
 from aitbc_node.crypto import BlsScheme, Domain, signed_message, testnet_bls_keypair
 from aitbc_node.genesis import make_testnet_genesis
 from aitbc_node.ledger.state import LedgerState
@@ -99,8 +100,11 @@ def time_qc(case: QcCase, repeats: int) -> tuple[float, float]:
     bare_ns: list[int] = []
     for _ in range(repeats):
         fresh = replace(case.qc)  # a QC as it comes off the wire: no cached signer set
+        # A verifier that has not seen it (the core remembers valid QCs: a QC travels in many
+        # messages, and only the first one pays).
+        verifier = Verifier(case.core.scheme, case.core.epoch_state, None)
         started = time.perf_counter_ns()
-        reason = case.core.verify_qc(fresh)
+        reason = verifier.qc(fresh)
         core_ns.append(time.perf_counter_ns() - started)
         if reason is not None:
             raise RuntimeError(f"core rejected the bench QC: {reason}")
@@ -170,7 +174,7 @@ def hot_path_figures(quick: bool) -> list[Figure]:
     vote_ns: list[int] = []
     for vote in votes:
         started = time.perf_counter_ns()
-        reason = core.verify_message(vote.voter, vote)
+        reason = core.verify_message(vote)
         vote_ns.append(time.perf_counter_ns() - started)
         if reason is not None:
             raise RuntimeError(f"bench vote rejected: {reason}")

@@ -21,7 +21,7 @@ from aitbc_node.crypto import ModeledScheme, testnet_account_keypair
 from aitbc_node.genesis import REWARD_ACCOUNT_OFFSET, make_testnet_genesis
 from aitbc_node.ledger import SLASH_DIVISOR, LedgerState, sign_transfer
 from aitbc_node.replica import MAX_PENDING_BATCHES_PER_AUTHOR, BatchAdmission, Replica
-from aitbc_node.sim import ByzantineSpec, SimConfig, Simulator
+from aitbc_node.sim import ByzantineSpec, SimConfig, SimResult, Simulator
 from aitbc_node.sim.attacks import HONEST
 
 ATTACKER = 2
@@ -52,7 +52,7 @@ REFUSED: dict[str, set[str] | None] = {
 }
 
 
-def run(behaviour: str, *, blocks: int = 40, seed: int = 3) -> Simulator:
+def run(behaviour: str, *, blocks: int = 40, seed: int = 3) -> tuple[Simulator, SimResult]:
     specs = [ByzantineSpec((ATTACKER,), behaviour)]
     if behaviour in ("stale-fallback-qc", "tc-high-qc-swap"):
         specs.append(ByzantineSpec((SILENT,), "silent-leader"))
@@ -69,8 +69,7 @@ def run(behaviour: str, *, blocks: int = 40, seed: int = 3) -> Simulator:
             max_simulated_s=120,
         )
     )
-    sim.run()
-    return sim
+    return sim, sim.run()
 
 
 def test_the_catalogue_and_the_table_agree() -> None:
@@ -79,8 +78,7 @@ def test_the_catalogue_and_the_table_agree() -> None:
 
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
 def test_each_behaviour_acts_is_refused_and_the_chain_stays_safe_and_live(behaviour: str) -> None:
-    sim = run(behaviour)
-    result = sim._result(0.0)
+    sim, result = run(behaviour)
     report = result.byzantine
     assert result.safety_violations == 0
     assert result.committed_height >= 40, report
@@ -99,7 +97,7 @@ def test_each_behaviour_acts_is_refused_and_the_chain_stays_safe_and_live(behavi
 
 
 def test_unstaking_before_the_evidence_commits_still_costs_a_tenth() -> None:
-    sim = run("unstake-escape", blocks=30)
+    sim, _ = run("unstake-escape", blocks=30)
     honest = next(n for n in sim.nodes if not n.byzantine)
     ledger = honest.replica.ledger
     genesis_stake = sim.genesis.validators[ATTACKER].stake
@@ -115,7 +113,7 @@ def test_unstaking_before_the_evidence_commits_still_costs_a_tenth() -> None:
 
 
 def test_a_registration_flood_is_refused_by_the_ledger_and_grows_nothing() -> None:
-    sim = run("registration-flood", blocks=30)
+    sim, _ = run("registration-flood", blocks=30)
     honest = next(n for n in sim.nodes if not n.byzantine)
     assert len(honest.replica.ledger.validator_records()) == 10  # no tiny validator joined
     refused = sim.attacks.rejected_by_behaviour["registration-flood"]
@@ -199,7 +197,9 @@ def test_behaviour_params_are_checked_and_named() -> None:
         "interval_ms": 200,
         "oversized": True,
     }
-    with pytest.raises(BehaviourError, match=r"field behaviour is 'nope': use one of"):
+    with pytest.raises(
+        BehaviourError, match=r"field behaviour: 'nope' is no behaviour: use one of"
+    ):
         parse_behaviour("nope", {})
     with pytest.raises(BehaviourError, match=r"field params\.speed: flood takes no such"):
         parse_behaviour("flood", {"speed": 1}, "params.")
@@ -261,7 +261,7 @@ def test_bad_byzantine_flags_exit_2_naming_the_flag(
 
 
 def test_the_attacker_account_is_the_validator_reward_account() -> None:
-    sim = run("invalid-batch", blocks=12)
+    sim, _ = run("invalid-batch", blocks=12)
     account = sim.attacks.attackers[ATTACKER].account
     seed = f"sim-{sim.config.seed}"
     assert account == testnet_account_keypair(seed, REWARD_ACCOUNT_OFFSET + ATTACKER)

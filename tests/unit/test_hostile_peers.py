@@ -88,7 +88,7 @@ def test_a_proposal_far_behind_the_clock_is_not_voted_for() -> None:
     d = Driven(setup, bystander(setup, ROUNDS))
     start = 5 + MAX_CLOCK_DRIFT_MS + 2
     d.start(start)
-    late = start + d.core._timeout_duration() - 1  # still in round 1: its timer has not fired
+    late = start + d.core.round_duration_ms() - 1  # still in round 1: its timer has not fired
     assert reasons(d.deliver(late, old)) == [Reason.TIMESTAMP_TOO_OLD]
     assert d.votes() == []
 

@@ -125,11 +125,13 @@ class BehaviourSpec:
 
 
 class BehaviourError(ConfigError):
-    """A behaviour spec is malformed; ``field`` names the offending field."""
+    """A behaviour spec is malformed: ``field`` names the offending field, ``detail`` says what
+    is wrong with it (the message is ``field FIELD: DETAIL``)."""
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
         self.field = field
+        self.detail = message.removeprefix(f"field {field}: ")
 
 
 def parse_behaviour(name: object, params: Mapping[str, object], where: str = "") -> BehaviourSpec:
@@ -138,7 +140,7 @@ def parse_behaviour(name: object, params: Mapping[str, object], where: str = "")
     if not isinstance(name, str) or name not in CATALOGUE:
         shown = repr(name)[:40]
         raise BehaviourError(
-            f"field {where}behaviour is {shown}: use one of {', '.join(BEHAVIOURS)}",
+            f"field {where}behaviour: {shown} is no behaviour: use one of {', '.join(BEHAVIOURS)}",
             f"{where}behaviour",
         )
     model = CATALOGUE[name][0]

@@ -32,7 +32,7 @@ class _Tally:
         self.stake = 0
         self.done = False
 
-    def _count(self, es: EpochState, signer: int) -> bool:
+    def count(self, es: EpochState, signer: int) -> bool:
         if signer in self.signers or not 0 <= signer < len(es.validators):
             return False
         self.signers.add(signer)
@@ -58,7 +58,7 @@ class VoteCollector(_Tally):
         self.signatures: dict[int, bytes] = {}
 
     def add(self, es: EpochState, vote: Vote) -> bool:
-        if not self._count(es, vote.voter):
+        if not self.count(es, vote.voter):
             return False
         self.signatures[vote.voter] = vote.signature
         return True
@@ -86,7 +86,7 @@ class TimeoutCollector(_Tally):
         self.entries: dict[int, Timeout] = {}
 
     def add(self, es: EpochState, timeout: Timeout) -> bool:
-        if not self._count(es, timeout.voter):
+        if not self.count(es, timeout.voter):
             return False
         self.entries[timeout.voter] = timeout
         return True
@@ -108,7 +108,7 @@ class TimeoutCollector(_Tally):
                 high_qc = members[0].high_qc
                 epoch, round_ = members[0].epoch, members[0].round
             for timeout in members:
-                tally._count(es, timeout.voter)
+                tally.count(es, timeout.voter)
             groups.append(
                 TimeoutGroup(
                     high_qc_round=hqc_round,

@@ -370,7 +370,8 @@ class ConsensusCore:
 
     # ------------------------------------------------------------------ rounds
 
-    def _timeout_duration(self) -> int:
+    def round_duration_ms(self) -> int:
+        """How long the current round lasts before this node times out of it."""
         base = self.epoch_state.params.base_timeout(self.epoch_state.mode)
         excess = max(0, self.consecutive_timeouts - TIMEOUTS_BEFORE_BACKOFF)
         return base * (1 << min(excess, MAX_TIMEOUT_DOUBLINGS))
@@ -379,7 +380,7 @@ class ConsensusCore:
         if round_ <= self.round and self.started and self.round_deadline_ms:
             return
         self.round = round_
-        self.round_deadline_ms = now_ms + self._timeout_duration()
+        self.round_deadline_ms = now_ms + self.round_duration_ms()
         self.proposal_due_ms = None
         # Forget what was gathered for rounds long gone.
         if len(self.votes) > 64:
@@ -563,7 +564,7 @@ class ConsensusCore:
     # ------------------------------------------------------------------ voting
 
     def _maybe_vote(self, block: Block, now_ms: int, out: list[Action]) -> None:
-        allowed, reason = rules.vote_refusal(self.safety, block, now_ms, self._timeout_duration())
+        allowed, reason = rules.vote_refusal(self.safety, block, now_ms, self.round_duration_ms())
         if not allowed:
             if reason is not None:
                 out.append(Rejected(block.proposer, reason))
@@ -693,7 +694,7 @@ class ConsensusCore:
             self.timed_out_round = round_
             out.append(RoundTimedOut(self.epoch, round_))
         self.consecutive_timeouts += 1
-        self.round_deadline_ms = now_ms + self._timeout_duration()
+        self.round_deadline_ms = now_ms + self.round_duration_ms()
         self._send_timeout(round_, now_ms, out)
 
     def _send_timeout(self, round_: int, now_ms: int, out: list[Action]) -> None:

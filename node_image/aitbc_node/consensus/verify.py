@@ -147,6 +147,16 @@ class Verifier:
 
     # ------------------------------------------------------------------ messages
 
+    def _signed(
+        self, signer: int, domain: bytes, message: bytes, signature: bytes, bad: Reason
+    ) -> Reason | None:
+        """``signature`` is validator ``signer``'s over ``message`` (else ``bad``, or
+        ``unknown_voter`` for an index outside the set)."""
+        key = self._key(signer)
+        if key is None:
+            return Reason.UNKNOWN_VOTER
+        return None if self.scheme.verify(key, domain, message, signature) else bad
+
     def message(self, msg: Message) -> Reason | None:
         """Every signature in ``msg``, for a message of the current epoch (others pass: the core
         decides what to do with them, and verifies what it uses)."""
@@ -156,16 +166,24 @@ class Verifier:
             block = msg.block
             if block.epoch != es.epoch:
                 return None
-            key = self._key(block.proposer)
-            if key is None:
+            if self._key(block.proposer) is None:
                 return Reason.UNKNOWN_PROPOSER
-            message = vote_message(chain, block.epoch, block.round, block.height, block.id)
-            if not self.scheme.verify(key, Domain.PROPOSAL, message, msg.signature):
-                return Reason.BAD_PROPOSAL_SIGNATURE
-            randao = randao_message(chain, block.epoch)
-            if not self.scheme.verify(key, Domain.RANDAO, randao, block.randao_reveal):
-                return Reason.BAD_RANDAO_REVEAL
-            reason = self.qc(block.justify)
+            signed = vote_message(chain, block.epoch, block.round, block.height, block.id)
+            reason = self._signed(
+                block.proposer,
+                Domain.PROPOSAL,
+                signed,
+                msg.signature,
+                Reason.BAD_PROPOSAL_SIGNATURE,
+            ) or self._signed(
+                block.proposer,
+                Domain.RANDAO,
+                randao_message(chain, block.epoch),
+                block.randao_reveal,
+                Reason.BAD_RANDAO_REVEAL,
+            )
+            if reason is None:
+                reason = self.qc(block.justify)
             if reason is None and block.tc is not None:
                 reason = self.tc(block.tc)
             for ev in block.evidence:
@@ -176,26 +194,21 @@ class Verifier:
         if isinstance(msg, Vote):
             if msg.epoch != es.epoch:
                 return None
-            key = self._key(msg.voter)
-            if key is None:
-                return Reason.UNKNOWN_VOTER
-            message = vote_message(chain, msg.epoch, msg.round, msg.height, msg.block_id)
-            if not self.scheme.verify(key, Domain.VOTE, message, msg.signature):
-                return Reason.BAD_VOTE_SIGNATURE
-            return None
+            signed = vote_message(chain, msg.epoch, msg.round, msg.height, msg.block_id)
+            return self._signed(
+                msg.voter, Domain.VOTE, signed, msg.signature, Reason.BAD_VOTE_SIGNATURE
+            )
         if isinstance(msg, Timeout):
             if msg.epoch != es.epoch:
                 return None
-            key = self._key(msg.voter)
-            if key is None:
-                return Reason.UNKNOWN_VOTER
             claimed = qc_round_in(msg.epoch, msg.high_qc)
-            if claimed >= msg.round:
+            if claimed >= msg.round and self._key(msg.voter) is not None:
                 return Reason.TIMEOUT_BAD_HIGH_QC
-            message = timeout_message(chain, msg.epoch, msg.round, claimed)
-            if not self.scheme.verify(key, Domain.TIMEOUT, message, msg.signature):
-                return Reason.BAD_TIMEOUT_SIGNATURE
-            return self.qc(msg.high_qc)
+            signed = timeout_message(chain, msg.epoch, msg.round, claimed)
+            reason = self._signed(
+                msg.voter, Domain.TIMEOUT, signed, msg.signature, Reason.BAD_TIMEOUT_SIGNATURE
+            )
+            return reason or self.qc(msg.high_qc)
         if isinstance(msg, QcMsg):
             return None if msg.qc.epoch != es.epoch else self.qc(msg.qc)
         if isinstance(msg, EvidenceMsg):

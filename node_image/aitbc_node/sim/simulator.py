@@ -48,13 +48,14 @@ from aitbc_node.consensus.types import (
 from aitbc_node.consensus.wire import MAX_MESSAGE_BYTES
 from aitbc_node.crypto import KeyPair, scheme_by_name, testnet_account_keypair, testnet_bls_keypair
 from aitbc_node.errors import DecodeError
-from aitbc_node.genesis import REWARD_ACCOUNT_OFFSET, Genesis, make_testnet_genesis
+from aitbc_node.genesis import REWARD_ACCOUNT_OFFSET, make_testnet_genesis
 from aitbc_node.ledger.state import LedgerState
 from aitbc_node.ledger.tx import decode_transaction, verify_transaction_signature
 from aitbc_node.replica import BatchAdmission, CommitRecord, Replica
 from aitbc_node.sim.attacks import SimAttacks, byzantine_specs
 from aitbc_node.sim.config import SimConfig
 from aitbc_node.sim.costing import CostedScheme
+from aitbc_node.sim.partitions import PartitionWindow, partition_report, voting_power_side
 from aitbc_node.sim.result import SimResult, percentile
 
 #: Fixed CPU cost (ms) of handling any event, on top of charged signature work.
@@ -92,44 +93,6 @@ class _Node:
     def clock(self, at: float) -> int:
         """The node's clock (ms) at simulated time ``at``."""
         return int(at + self.clock_offset)
-
-
-@dataclass(frozen=True)
-class PartitionWindow:
-    start_s: float
-    end_s: float
-    side: frozenset[int]
-
-
-def voting_power_side(
-    genesis: Genesis, mode: Mode, fraction: float, rng: random.Random, avoid: int = 0
-) -> frozenset[int]:
-    """A set of validators holding about ``fraction`` of the voting power under ``mode``'s
-    measure(s) (authorities for FAST, stake for SECURE, both for BALANCED), never more on any."""
-    validators = genesis.validators
-    total_stake = sum(v.stake for v in validators) or 1
-    total_auth = sum(1 for v in validators if v.authority) or 1
-    order = [v.index for v in validators if v.index != avoid]
-    rng.shuffle(order)
-    order.append(avoid)
-    use_auth = mode in (Mode.FAST, Mode.BALANCED)
-    use_stake = mode in (Mode.SECURE, Mode.BALANCED)
-    side: set[int] = set()
-    stake = 0
-    auth = 0
-    for i in order:
-        v = validators[i]
-        new_stake = stake + v.stake
-        new_auth = auth + int(v.authority)
-        if use_stake and new_stake / total_stake > fraction + 1e-9:
-            continue
-        if use_auth and new_auth / total_auth > fraction + 1e-9:
-            continue
-        if not use_auth and v.authority and new_auth / total_auth > fraction + 1e-9:
-            continue
-        side.add(i)
-        stake, auth = new_stake, new_auth
-    return frozenset(side)
 
 
 class Simulator:
@@ -572,6 +535,10 @@ class Simulator:
 
     # ------------------------------------------------------------------ results
 
+    def _committed_block(self, node: int, height: int) -> Block | None:
+        committed = self.nodes[node].committed
+        return committed[height][0] if height < len(committed) else None
+
     def _result(self, wall: float) -> SimResult:
         honest = [n for n in self.nodes if not n.byzantine]
         violations = sum(1 for ids in self.commits_by_height.values() if len(ids) > 1)
@@ -605,7 +572,10 @@ class Simulator:
             },
             timeouts=sum(n.timeouts for n in honest),
             evidence_found=self.evidence_found,
-            partitions=[self._partition_report(p) for p in self.partitions],
+            partitions=[
+                partition_report(p, self.commit_times, self._committed_block)
+                for p in self.partitions
+            ],
             crashes=[
                 {"start_s": s / 1000, "end_s": e / 1000, "ids": list(ids)}
                 for s, e, ids in self.crash_plan
@@ -628,32 +598,6 @@ class Simulator:
                 "unverified_txs_executed": self.unverified_txs_executed,
             },
         )
-
-    def _partition_report(self, p: PartitionWindow) -> dict[str, Any]:
-        """Blocks proposed inside the window that committed inside it (0 when neither side had
-        a quorum), and the first commit of a block proposed after the heal."""
-        during = 0
-        first_after: float | None = None
-        for (node_index, height), at in self.commit_times.items():
-            committed = self.nodes[node_index].committed
-            if height >= len(committed):
-                continue
-            block = committed[height][0]
-            if p.start_s <= block.timestamp_ms < p.end_s and at < p.end_s:
-                during += 1
-            if block.timestamp_ms >= p.end_s and (first_after is None or at < first_after):
-                first_after = at
-        side = sorted(p.side)
-        return {
-            "start_s": p.start_s / 1000,
-            "end_s": p.end_s / 1000,
-            "side": side if len(side) <= 50 else [*side[:50], "..."],
-            "side_size": len(side),
-            "commits_during": during,
-            "resumed_after_heal_s": (
-                round((first_after - p.end_s) / 1000, 3) if first_after is not None else None
-            ),
-        }
 
 
 def run_simulation(config: SimConfig) -> SimResult:
