@@ -240,6 +240,7 @@ class ConsensusCore:
             round_=self.round,
             me=self.me,
             high_qc_round=self.qc_round(self.high_qc),
+            committed_height=self.committed_height,
         )
 
     # ------------------------------------------------------------------ events

@@ -36,18 +36,28 @@ def leader_of(es: EpochState, round_: int, after_timeout: bool) -> int:
 
 
 def screen(
-    sender: int, msg: Message, es: EpochState, *, round_: int, me: int, high_qc_round: int
+    sender: int,
+    msg: Message,
+    es: EpochState,
+    *,
+    round_: int,
+    me: int,
+    high_qc_round: int,
+    committed_height: int,
 ) -> Reason | None:
     """Cheap checks of a peer message against a node in ``round_`` of ``es`` whose highest QC
     has ``high_qc_round``: the sender is the author of what it signs (nobody relays votes,
-    timeouts or proposals), the message is not stale and not too far ahead, a vote goes to the
-    next leader (``me``), a proposal has its round's leader and a bounded payload."""
+    timeouts or proposals), the message is not stale (a proposal at or below the committed
+    height included) and not too far ahead, a vote goes to the next leader (``me``), a proposal
+    has its round's leader and a bounded payload."""
     if isinstance(msg, Proposal):
         block = msg.block
         if sender != block.proposer:
             return Reason.SENDER_MISMATCH
         if block.epoch != es.epoch:
             return Reason.STALE_MESSAGE if block.epoch < es.epoch else None
+        if block.height <= committed_height:
+            return Reason.STALE_MESSAGE
         if not round_ - MAX_ROUND_LEAD <= block.round <= round_ + MAX_ROUND_LEAD:
             return Reason.ROUND_OUT_OF_RANGE
         return block_shape(block, es)
