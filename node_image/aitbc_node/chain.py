@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aitbc_node.consensus.leader import select_leader
 from aitbc_node.consensus.types import (
     Block,
     ConsensusParams,
@@ -19,12 +20,14 @@ from aitbc_node.consensus.types import (
     Validator,
     ValidatorSet,
 )
+from aitbc_node.consensus.wire import Reader, Writer
 from aitbc_node.genesis import Genesis
-from aitbc_node.ledger.state import ValidatorRecord
+from aitbc_node.ledger.records import ValidatorRecord
 
 ZERO_ID = bytes(32)
 
-#: ``auto`` mode: an epoch whose QCs carried fewer authorities than this share moves to SECURE.
+#: ``auto`` mode: an epoch in which authorities kept fewer than this share of the rounds they
+#: led moves to SECURE.
 AUTO_SECURE_BELOW_PARTICIPATION = 0.75
 #: ``auto`` mode: committed load (tx/s) at or above which a healthy epoch moves to FAST.
 AUTO_FAST_AT_TPS = 1000.0
@@ -94,7 +97,60 @@ def first_epoch(genesis: Genesis, records: Sequence[ValidatorRecord]) -> EpochSt
         anchor_id=block.id,
         anchor_qc=anchor_qc,
         params=consensus_params(genesis),
+        chain_id=genesis.chain_id,
     )
+
+
+class ParticipationTally:
+    """Authority participation of an epoch, from committed blocks only (so every honest node
+    computes the same figure): of the rounds whose primary leader is an authority, the share in
+    which that authority's own block was committed. Rounds entered after a timeout certificate
+    are led by a fallback proposer, so a committed block carrying a TC for the round before
+    takes its round out of the count.
+
+    Why not QC signers: a leader aggregates as soon as it holds a quorum, so a QC names about
+    two thirds of the authorities however many are alive, and that figure always read as weak
+    participation. A missing authority shows instead as rounds it leads that fail."""
+
+    def __init__(self, epoch: EpochState) -> None:
+        self.epoch = epoch
+        #: Rounds with an authority primary whose own block committed.
+        self.kept = 0
+        #: Rounds with an authority primary entered by a TC (its fallback led them).
+        self.excused = 0
+
+    def _primary(self, round_: int) -> int:
+        es = self.epoch
+        return select_leader(es.validators, es.mode, es.seed, es.epoch, round_)
+
+    def record(self, block: Block) -> None:
+        """A committed block of the epoch."""
+        if block.epoch != self.epoch.epoch:
+            return
+        primary = self._primary(block.round)
+        if primary not in self.epoch.validators.authority_set:
+            return
+        if block.tc is not None and block.tc.round == block.round - 1:
+            self.excused += 1
+        elif block.proposer == primary:
+            self.kept += 1
+
+    def share(self, last_round: int) -> float:
+        """The share over rounds 1..``last_round`` (1.0 when no authority led any)."""
+        authorities = self.epoch.validators.authority_set
+        led = sum(1 for r in range(1, last_round + 1) if self._primary(r) in authorities)
+        expected = led - self.excused
+        return min(1.0, self.kept / expected) if expected > 0 else 1.0
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.kept).u64(self.excused)
+
+    @classmethod
+    def read(cls, epoch: EpochState, r: Reader) -> ParticipationTally:
+        tally = cls(epoch)
+        tally.kept = r.u64("participation.kept")
+        tally.excused = r.u64("participation.excused")
+        return tally
 
 
 @dataclass(frozen=True)
@@ -113,8 +169,8 @@ class EpochStats:
 
 def choose_mode(pinned: str, current: Mode, stats: EpochStats) -> Mode:
     """The next epoch's mode: pinned by genesis, or (``auto``) from committed load and authority
-    participation: weak participation -> SECURE (lean on stake); heavy load with healthy
-    participation -> FAST; otherwise BALANCED."""
+    participation (``ParticipationTally``): weak participation -> SECURE (lean on stake); heavy
+    load with healthy participation -> FAST; otherwise BALANCED."""
     if pinned != "auto":
         return Mode.parse(pinned)
     if stats.authority_participation < AUTO_SECURE_BELOW_PARTICIPATION:
@@ -142,4 +198,5 @@ def next_epoch_state(
         anchor_id=end_block.id,
         anchor_qc=commit_qc,
         params=ended.params,
+        chain_id=ended.chain_id,
     )

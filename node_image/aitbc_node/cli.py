@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from aitbc_node.byzantine import BEHAVIOURS
 from aitbc_node.errors import AitbcError, ConfigError
 
 EXIT_OK = 0
@@ -34,6 +35,45 @@ def _triple(flag: str, kind: Callable[[str], float]) -> Callable[[str], tuple[fl
             raise argparse.ArgumentTypeError(f"{flag} {text!r}: not numbers") from None
 
     return parse
+
+
+def _scalar(text: str) -> object:
+    """A behaviour parameter from the command line: int, float, true/false, or text."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _byzantine(
+    text: str,
+) -> tuple[tuple[int, ...], str, tuple[tuple[str, object], ...], float, float | None]:
+    """``IDS:BEHAVIOUR[@KEY=VALUE,...][:START:END]``, e.g. ``5,6:flood@count=50:2:10``."""
+    parts = text.split(":")
+    if len(parts) not in (2, 4):
+        raise argparse.ArgumentTypeError(
+            f"--byzantine {text!r}: expected IDS:BEHAVIOUR[@KEY=VALUE,...][:START:END], "
+            "e.g. 5:tamper-certificate or 5,6:flood@count=50:2:10"
+        )
+    try:
+        ids = tuple(int(i) for i in parts[0].split(","))
+        start, end = (float(parts[2]), float(parts[3])) if len(parts) == 4 else (0.0, None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--byzantine {text!r}: IDS, START and END are numbers"
+        ) from None
+    behaviour, _, raw_params = parts[1].partition("@")
+    params = []
+    for item in filter(None, raw_params.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--byzantine {text!r}: {item!r} is not KEY=VALUE")
+        params.append((key, _scalar(value)))
+    return ids, behaviour, tuple(params), start, end
 
 
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,6 +111,21 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="crash COUNT validators at START, restart them from disk at END (repeatable)",
     )
     p.add_argument("--equivocators", type=int, default=0, help="byzantine double-signers")
+    p.add_argument(
+        "--byzantine",
+        action="append",
+        default=[],
+        type=_byzantine,
+        metavar="IDS:BEHAVIOUR[@K=V,...][:START:END]",
+        help="validators IDS run a byzantine behaviour (repeatable); behaviours: "
+        + ", ".join(BEHAVIOURS),
+    )
+    p.add_argument(
+        "--clock-skew-ms",
+        type=float,
+        default=0.0,
+        help="honest validators' clocks are off by up to this much (uniform, each)",
+    )
     p.add_argument("--crypto", default="real", choices=["real", "modeled"])
     p.add_argument("--stake", default="equal", help="equal | zipf | uniform:LO:HI")
     p.add_argument("--epoch-length", type=int, default=100)
@@ -82,7 +137,7 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from aitbc_node.sim import CrashSpec, PartitionSpec, SimConfig, run_simulation
+    from aitbc_node.sim import ByzantineSpec, CrashSpec, PartitionSpec, SimConfig, run_simulation
 
     config = SimConfig(
         validators=args.validators,
@@ -96,6 +151,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         partitions=tuple(PartitionSpec(s, e, f) for s, e, f in args.partition),
         crashes=tuple(CrashSpec(s, e, int(c)) for s, e, c in args.crash),
         equivocators=args.equivocators,
+        byzantine=tuple(ByzantineSpec(*spec) for spec in args.byzantine),
+        clock_skew_ms=args.clock_skew_ms,
         crypto=args.crypto,
         stake=args.stake,
         epoch_length=args.epoch_length,
@@ -113,7 +170,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             f"{result['simulated_seconds']} s simulated / {result['wall_seconds']} s wall; "
             f"finality p50 {result['finality_ms']['p50']} ms p99 {result['finality_ms']['p99']} ms;"
             f" safety violations {result['safety_violations']}; slashed "
-            f"{result['slashed_validators']}"
+            f"{result['slashed_validators']}; byzantine actions "
+            f"{result['byzantine']['actions']}, refused {result['byzantine']['rejected']}"
         )
     return EXIT_FAILED if result["safety_violations"] else EXIT_OK
 

@@ -18,8 +18,13 @@ Example::
     admin_token: "..."                # env AITBC_ADMIN_TOKEN wins; none: fault API answers 403
     log_level: info
     mempool: {max_txs: 200000, batch_max_txs: 500, batch_interval_ms: 20, max_submit_batch: 5000}
+    byzantine: {behaviour: equivocate}   # optional: start as an attacker (a fault with no end;
+                                         # behaviours and params: aitbc_node.byzantine)
 
 Every problem raises ``ConfigError`` naming the file, the line, the field and what to do.
+(Over 600 lines on purpose: the file's model, its line-numbered errors and its resolution all
+read the same YAML tree and share one error wording; data eras sit here because the config's
+``era`` decides them.)
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from aitbc_node.byzantine import BehaviourError, parse_behaviour
 from aitbc_node.crypto.bls import BlsScheme
 from aitbc_node.crypto.keys import (
     NodeKeys,
@@ -204,6 +210,7 @@ class NodeConfig(BaseModel):
     admin_token: str | None = None
     log_level: LogLevel = "info"
     mempool: MempoolSpec = MempoolSpec()
+    byzantine: dict[str, Any] | None = None
 
     # Where the file came from: set by parse_node_config, never by the file itself.
     _source: str = PrivateAttr(default="<string>")
@@ -284,6 +291,8 @@ class ResolvedNodeConfig:
     admin_token: str | None
     log_level: str
     mempool: MempoolSettings
+    #: A byzantine behaviour to start with: ``{"behaviour": NAME, <params>}`` (None: honest).
+    byzantine: dict[str, Any] | None = None
 
     @property
     def ops_host_port(self) -> tuple[str, int]:
@@ -348,6 +357,12 @@ def parse_node_config(
         raise ConfigError(
             f"{config.where('key_file')}: key and key_file are both set: keep one of them"
         )
+    if config.byzantine is not None:
+        rest = {key: value for key, value in config.byzantine.items() if key != "behaviour"}
+        try:
+            parse_behaviour(config.byzantine.get("behaviour"), rest, "byzantine.")
+        except BehaviourError as error:
+            raise ConfigError(f"{config.where(error.field)}: {error.detail}") from None
     return config
 
 
@@ -607,6 +622,7 @@ def _resolve(
         admin_token=admin_token,
         log_level=log_level if log_level is not None else config.log_level,
         mempool=MempoolSettings(**config.mempool.model_dump()),
+        byzantine=dict(config.byzantine) if config.byzantine is not None else None,
     )
 
 

@@ -74,11 +74,34 @@ class ConsensusGenesis(BaseModel):
         return MODE_BLOCK_INTERVAL_MS[self.mode]
 
 
+#: Most validators the registry holds (active or not): signer bitmaps of 256 bytes.
+MAX_REGISTERED_VALIDATORS = 2048
+
+
 class LedgerParams(BaseModel):
     model_config = _FROZEN
 
     block_reward: int = Field(default=1_000_000, ge=0, description="minted per block")
-    min_stake: int = Field(default=1, ge=0, description="least initial stake of a registration")
+    min_stake: int = Field(
+        default=10_000, ge=0, description="least initial stake of a registration"
+    )
+    min_registration_fee: int = Field(
+        default=1_000, ge=0, description="least fee of a registration (a flood costs this each)"
+    )
+    max_validators: int = Field(
+        default=1024,
+        ge=1,
+        le=MAX_REGISTERED_VALIDATORS // 2,
+        description="active-set cap: authorities first, then the largest stakes",
+    )
+    unbonding_epochs: int = Field(
+        default=2,
+        ge=2,
+        description=(
+            "epochs unstaked funds stay slashable: evidence of epoch e commits by the end of "
+            "e + 1, so at least 2"
+        ),
+    )
 
 
 class GenesisValidator(BaseModel):
@@ -139,6 +162,12 @@ class Genesis(BaseModel):
                 )
         if not any(validator.authority for validator in self.validators):
             raise ValueError("no validator has authority: true; at least one authority is needed")
+        if len(self.validators) > self.ledger.max_validators:
+            raise ValueError(
+                f"{len(self.validators)} validators but ledger.max_validators is "
+                f"{self.ledger.max_validators}: raise it (at most "
+                f"{MAX_REGISTERED_VALIDATORS // 2}) or list fewer validators"
+            )
         seen_keys: dict[str, int] = {}
         for validator in self.validators:
             other = seen_keys.setdefault(validator.bls_public_key, validator.index)

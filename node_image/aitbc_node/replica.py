@@ -5,74 +5,36 @@ drive a ``Replica`` through its ``ConsensusCore``.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
+from enum import Enum
 
-from aitbc_node.chain import EpochStats, choose_mode, next_epoch_state
-from aitbc_node.consensus.codec import Reader, Writer, _guard
+from aitbc_node.batch import Batch, VerifiedBatch
+from aitbc_node.chain import EpochStats, ParticipationTally, choose_mode, next_epoch_state
 from aitbc_node.consensus.leader import next_seed
 from aitbc_node.consensus.types import BatchRef, Block, EpochState, QuorumCert
-from aitbc_node.crypto import Domain, SignatureScheme
+from aitbc_node.consensus.wire import Reader, Writer, read_whole
+from aitbc_node.crypto import SignatureScheme
 from aitbc_node.errors import DecodeError
 from aitbc_node.genesis import Genesis
-from aitbc_node.ledger.state import BlockReceipt, LedgerState
+from aitbc_node.ledger.records import BlockReceipt
+from aitbc_node.ledger.state import REGISTRATION_LIMIT_REASONS, LedgerState
 from aitbc_node.ledger.tx import Transaction, decode_transaction, tx_id
 
-#: Largest batch accepted from a peer (transactions).
-MAX_BATCH_TXS = 4096
 #: How many committed batch digests are remembered to refuse re-proposal.
 COMMITTED_MEMORY = 65_536
+#: Uncommitted batches held per author, at most: an author producing faster than blocks
+#: include its batches is flooding (an honest one under load has a few dozen in flight).
+MAX_PENDING_BATCHES_PER_AUTHOR = 512
 
 
-@dataclass(frozen=True)
-class Batch:
-    """Transactions disseminated by ``author`` ahead of the proposals that reference them.
+class BatchAdmission(Enum):
+    """What ``Replica.add_batch`` did with a batch."""
 
-    The simulator's batches carry no transactions, only ``synthetic_count`` (modelled load)."""
-
-    author: int
-    sequence: int
-    transactions: tuple[bytes, ...]
-    synthetic_count: int = 0
-    created_ms: int = 0
-
-    def encode(self) -> bytes:
-        w = Writer().u32(self.author).u64(self.sequence).u32(self.synthetic_count)
-        w.u64(self.created_ms)
-        w.u32(len(self.transactions))
-        for raw in self.transactions:
-            w.raw(raw)
-        return w.getvalue()
-
-    @cached_property
-    def digest(self) -> bytes:
-        return hashlib.sha256(Domain.BATCH + b"\x00" + self.encode()).digest()
-
-    @property
-    def tx_count(self) -> int:
-        return len(self.transactions) + self.synthetic_count
-
-    @property
-    def ref(self) -> BatchRef:
-        return BatchRef(self.digest, self.tx_count, self.author)
-
-
-def decode_batch(data: bytes) -> Batch:
-    def parse(r: Reader) -> Batch:
-        author = r.u32("batch.author")
-        sequence = r.u64("batch.sequence")
-        synthetic = r.u32("batch.synthetic_count")
-        created = r.u64("batch.created_ms")
-        n = r.u32("batch.transactions")
-        if n > MAX_BATCH_TXS:
-            raise DecodeError(f"Batch: {n} transactions, at most {MAX_BATCH_TXS}")
-        txs = tuple(r.raw("batch.tx", limit=1024) for _ in range(n))
-        return Batch(author, sequence, txs, synthetic, created)
-
-    return _guard("Batch", data, parse)
+    ADDED = "added"
+    KNOWN = "known"
+    AUTHOR_FULL = "author_full"
 
 
 @dataclass(frozen=True)
@@ -85,17 +47,28 @@ class CommitRecord:
     tx_ids: tuple[bytes, ...]
     receipt: BlockReceipt
     state_root: bytes
+    #: The author of each transaction's batch (parallel to ``transactions``).
+    authors: tuple[int, ...] = ()
+
+    def refused_registrations(self) -> dict[int, int]:
+        """Registrations the ledger refused for their size or the registry's (what a
+        registration flood runs into), per batch author."""
+        author_of = dict(zip(self.tx_ids, self.authors, strict=True))
+        refused: dict[int, int] = {}
+        for tid, reason in self.receipt.skipped:
+            if reason in REGISTRATION_LIMIT_REASONS:
+                author = author_of.get(tid, self.block.proposer)
+                refused[author] = refused.get(author, 0) + 1
+        return refused
 
 
 @dataclass
 class _EpochAccumulator:
     blocks: int = 0
     transactions: int = 0
-    authority_signatures: int = 0
     first_ms: int | None = None
     last_ms: int = 0
     seed: bytes = b""
-    slashed: set[int] = field(default_factory=set)
 
 
 class Replica:
@@ -114,22 +87,30 @@ class Replica:
         self.pinned_mode = pinned_mode
         self.batches: dict[bytes, Batch] = {}
         self._available: OrderedDict[bytes, BatchRef] = OrderedDict()
+        self._per_author: dict[int, int] = {}
         self._committed: OrderedDict[bytes, None] = OrderedDict()
         self._commits: list[CommitRecord] = []
         self._acc = _EpochAccumulator(seed=epoch.seed)
+        self._participation = ParticipationTally(epoch)
         self._epoch = epoch
         self.committed_txs = 0
 
     # ------------------------------------------------------------------ batches
 
-    def add_batch(self, batch: Batch) -> bool:
-        """Store a (verified) batch; False when it is known or already committed."""
+    def add_batch(self, verified: VerifiedBatch) -> BatchAdmission:
+        """Store a verified batch, unless it is known, committed, or its author already has
+        ``MAX_PENDING_BATCHES_PER_AUTHOR`` uncommitted batches here."""
+        batch = verified.batch
         digest = batch.digest
         if digest in self.batches or digest in self._committed:
-            return False
+            return BatchAdmission.KNOWN
+        held = self._per_author.get(batch.author, 0)
+        if held >= MAX_PENDING_BATCHES_PER_AUTHOR:
+            return BatchAdmission.AUTHOR_FULL
+        self._per_author[batch.author] = held + 1
         self.batches[digest] = batch
         self._available[digest] = batch.ref
-        return True
+        return BatchAdmission.ADDED
 
     def has_batch(self, digest: bytes) -> bool:
         return digest in self.batches
@@ -157,33 +138,32 @@ class Replica:
         return tuple(chosen)
 
     def commit(self, block: Block, certifying_qc: QuorumCert) -> None:
-        raws: list[bytes] = []
+        raws: list[tuple[bytes, int]] = []
         for ref in block.batches:
             batch = self.batches.pop(ref.digest, None)
             self._available.pop(ref.digest, None)
             self._committed[ref.digest] = None
             if batch is not None:
-                raws.extend(batch.transactions)
+                self._per_author[batch.author] -= 1
+                raws.extend((raw, batch.author) for raw in batch.transactions)
                 self.committed_txs += batch.synthetic_count
         while len(self._committed) > COMMITTED_MEMORY:
             self._committed.popitem(last=False)
         txs: list[Transaction] = []
-        kept: list[bytes] = []
-        for raw in raws:
+        kept: list[tuple[bytes, int]] = []
+        for raw, author in raws:
             try:
                 txs.append(decode_transaction(raw))
-                kept.append(raw)
+                kept.append((raw, author))
             except DecodeError:
-                continue  # batches are checked on arrival; this cannot happen for honest ones
+                continue  # batches are verified on arrival: only verified ones get here
         offenders = [(ev.offender, ev.epoch, ev.round) for ev in block.evidence]
         receipt = self.ledger.apply_block(txs, block.proposer, offenders)
         self.committed_txs += len(kept)
         acc = self._acc
         acc.blocks += 1
         acc.transactions += block.tx_count
-        acc.authority_signatures += len(
-            certifying_qc.signer_set & self._epoch.validators.authority_set
-        )
+        self._participation.record(block)
         if acc.first_ms is None:
             acc.first_ms = block.timestamp_ms
         acc.last_ms = block.timestamp_ms
@@ -193,8 +173,9 @@ class Replica:
             CommitRecord(
                 block=block,
                 certifying_qc=certifying_qc,
-                transactions=tuple(kept),
-                tx_ids=tuple(tx_id(raw) for raw in kept),
+                transactions=tuple(raw for raw, _ in kept),
+                tx_ids=tuple(tx_id(raw) for raw, _ in kept),
+                authors=tuple(author for _, author in kept),
                 receipt=receipt,
                 state_root=self.ledger.state_root() if self.state_roots else b"",
             )
@@ -202,8 +183,7 @@ class Replica:
 
     def next_epoch(self, ended: EpochState, end_block: Block, commit_qc: QuorumCert) -> EpochState:
         acc = self._acc
-        authorities = max(1, ended.validators.authority_count)
-        participation = acc.authority_signatures / (authorities * max(1, acc.blocks))
+        participation = self._participation.share(end_block.round)
         seconds = ((acc.last_ms - (acc.first_ms or acc.last_ms)) / 1000.0) if acc.blocks else 0.0
         stats = EpochStats(acc.blocks, acc.transactions, seconds, participation)
         mode = choose_mode(self.pinned_mode, ended.mode, stats)
@@ -218,6 +198,7 @@ class Replica:
         )
         self._epoch = new
         self._acc = _EpochAccumulator(seed=new.seed)
+        self._participation = ParticipationTally(new)
         return new
 
     # ------------------------------------------------------------------ persistence
@@ -227,7 +208,8 @@ class Replica:
         node needs to reach the same next-epoch decision)."""
         acc = self._acc
         w = Writer().raw_large(self.ledger.snapshot())
-        w.u64(acc.blocks).u64(acc.transactions).u64(acc.authority_signatures)
+        w.u64(acc.blocks).u64(acc.transactions)
+        self._participation.write(w)
         w.u8(acc.first_ms is not None).u64(acc.first_ms or 0).u64(acc.last_ms).raw(acc.seed)
         w.u64(self.committed_txs)
         return w.getvalue()
@@ -238,7 +220,7 @@ class Replica:
             acc = _EpochAccumulator()
             acc.blocks = r.u64("replica.blocks")
             acc.transactions = r.u64("replica.transactions")
-            acc.authority_signatures = r.u64("replica.authority_signatures")
+            self._participation = ParticipationTally.read(self._epoch, r)
             has_first = r.u8("replica.has_first")
             first = r.u64("replica.first_ms")
             acc.first_ms = first if has_first else None
@@ -247,7 +229,7 @@ class Replica:
             self._acc = acc
             self.committed_txs = r.u64("replica.committed_txs")
 
-        _guard("ReplicaSnapshot", raw, parse, limit=1 << 40)
+        read_whole("ReplicaSnapshot", raw, parse, limit=1 << 40)
 
     def remember_committed(self, digests: Sequence[bytes]) -> None:
         for digest in digests:
@@ -261,6 +243,7 @@ class Replica:
         fresh = Replica(self.ledger, epoch, self.pinned_mode, state_roots=self.state_roots)
         fresh._committed = self._committed
         fresh._acc = self._acc
+        fresh._participation = self._participation
         fresh.committed_txs = self.committed_txs
         return fresh
 

@@ -395,3 +395,15 @@ def test_era_check_on_a_file_is_a_storage_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(StorageError, match=r"data dir .*file"):
         era_check(blocker, "1")
+
+
+# -- a start-up attack ----------------------------------------------------------------------
+def test_a_byzantine_behaviour_to_start_with_is_optional_and_checked(net: Path) -> None:
+    assert load_node_config(write_config(net, base())).resolve({}).byzantine is None
+    text = base() + "byzantine: {behaviour: flood, count: 5}\n"
+    resolved = load_node_config(write_config(net, text)).resolve({})
+    assert resolved.byzantine == {"behaviour": "flood", "count": 5}
+    with pytest.raises(ConfigError, match=r"node.yaml:15: field byzantine.behaviour: .*use one"):
+        load_node_config(write_config(net, base() + "byzantine: {behaviour: meteor}\n"))
+    with pytest.raises(ConfigError, match=r"node.yaml:15: field byzantine.speed: flood takes"):
+        load_node_config(write_config(net, base() + "byzantine: {behaviour: flood, speed: 1}\n"))

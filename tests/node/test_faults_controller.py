@@ -292,3 +292,43 @@ def test_concurrent_changes_and_queries_stay_consistent(clock: FakeClock) -> Non
     assert len(active) == 4 * (200 - 2 * 66)  # each writer: 134 applied, 66 cleared -> 68 left
     assert len({fault.id for fault in active}) == len(active)
     assert controller.partitioned_peers == frozenset(range(4))
+
+
+# -- byzantine behaviours -------------------------------------------------------------------
+def test_a_byzantine_fault_names_its_behaviour_and_stacks(controller: FaultController) -> None:
+    fault = controller.apply({"kind": "byzantine", "behaviour": "flood", "count": 5})
+    assert fault.params == {"behaviour": "flood", "count": 5, "interval_ms": 200, "oversized": True}
+    controller.apply({"kind": "byzantine", "params": {"behaviour": "timestamp-skew"}})
+    controller.apply({"kind": "equivocate"})  # the alias of behaviour equivocate
+    assert [b.name for b in controller.behaviours] == ["flood", "timestamp-skew", "equivocate"]
+    assert controller.behaviours[0].params == {"count": 5, "interval_ms": 200, "oversized": True}
+    assert controller.equivocating
+    controller.clear(fault.id)
+    assert [b.name for b in controller.behaviours] == ["timestamp-skew", "equivocate"]
+    controller.clear(None)
+    assert controller.behaviours == ()
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"kind": "byzantine"}, "behaviour"),
+        ({"kind": "byzantine", "behaviour": "meteor"}, "behaviour"),
+        ({"kind": "byzantine", "behaviour": "flood", "count": 0}, "count"),
+        ({"kind": "byzantine", "behaviour": "flood", "speed": 1}, "speed"),
+        ({"kind": "byzantine", "params": {"behaviour": "replay", "count": "2"}}, "params.count"),
+    ],
+)
+def test_a_bad_byzantine_spec_names_the_field(
+    controller: FaultController, spec: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(FaultSpecError) as caught:
+        controller.apply(spec)
+    assert caught.value.field == field
+
+
+def test_byzantine_faults_show_in_the_fault_gauge() -> None:
+    registry = CollectorRegistry()
+    controller = FaultController(metrics=NodeMetrics(registry, 0, process_metrics=False))
+    controller.apply({"kind": "byzantine", "behaviour": "silent-leader", "duration_s": 5})
+    assert registry.get_sample_value("aitbc_fault_active", {"kind": "byzantine"}) == 1.0

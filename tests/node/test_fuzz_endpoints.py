@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+from aitbc_node.batch import Batch
 from aitbc_node.consensus import codec
 from aitbc_node.consensus.codec import Kind
-from aitbc_node.consensus.types import Message, Proposal, QcMsg, Timeout, TimeoutCertMsg, Vote
+from aitbc_node.consensus.signing import Signer
+from aitbc_node.consensus.types import Message, QcMsg, TimeoutCertMsg
 from aitbc_node.crypto import BlsScheme
-from aitbc_node.crypto.hashing import Domain
 from aitbc_node.crypto.keys import testnet_bls_keypair
 from aitbc_node.ledger.tx import sign_transfer
 from aitbc_node.proto.aitbc.v1 import node_pb2
-from aitbc_node.replica import Batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from testnet import RPC_TIMEOUT_S, LocalNetwork, NetworkFactory
@@ -89,25 +89,12 @@ def valid_messages(network: LocalNetwork) -> list[tuple[int, bytes]]:
         qc = codec.decode_qc(stored.commit_qc)
         proposer = testnet_bls_keypair(scheme, network.seed, block.proposer)
         voter = testnet_bls_keypair(scheme, network.seed, AS_PEER)
-        vote_msg = codec.vote_message(block.epoch, block.round, block.id)
-        timeout_msg = codec.timeout_message(block.epoch, block.round)
+        as_proposer = Signer(block.proposer, proposer.secret, scheme, network.chain_id)
+        as_peer = Signer(AS_PEER, voter.secret, scheme, network.chain_id)
         candidates: list[Message] = [
-            Proposal(block, scheme.sign(proposer.secret, Domain.PROPOSAL, vote_msg)),
-            Vote(
-                block.epoch,
-                block.round,
-                block.height,
-                block.id,
-                AS_PEER,
-                scheme.sign(voter.secret, Domain.VOTE, vote_msg),
-            ),
-            Timeout(
-                block.epoch,
-                block.round,
-                qc,
-                AS_PEER,
-                scheme.sign(voter.secret, Domain.TIMEOUT, timeout_msg),
-            ),
+            as_proposer.proposal(block),
+            as_peer.vote(block.epoch, block.round, block.height, block.id),
+            as_peer.timeout(block.epoch, block.round + 1, qc),
             QcMsg(qc),
         ]
         if block.tc is not None:

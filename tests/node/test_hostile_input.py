@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from aitbc_node.batch import Batch
 from aitbc_node.consensus.codec import Kind
 from aitbc_node.ledger.tx import MAX_TX_BYTES, sign_transfer, tx_id
 from aitbc_node.proto.aitbc.v1 import node_pb2
-from aitbc_node.replica import Batch
 from testnet import RPC_TIMEOUT_S, Account, LocalNetwork, NetworkFactory
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,8 @@ commit/reject helpers. Samples are read from the registry, without HTTP."""
 from __future__ import annotations
 
 import pytest
+from aitbc_node.byzantine import BEHAVIOURS
+from aitbc_node.consensus.reasons import REJECT_REASONS as BYZANTINE_REASONS
 from aitbc_node.ledger import REJECT_REASONS
 from aitbc_node.ops.metrics import NodeMetrics
 from prometheus_client import CollectorRegistry
@@ -25,7 +27,7 @@ DESIGN_COUNTERS = (
     "aitbc_slashing_events_total",
 )
 NODE_REASONS = ("bad_signature", "duplicate", "mempool_full", "decode_error", "too_large")
-FAULT_KINDS = ("partition", "delay", "loss", "pause", "equivocate")
+FAULT_KINDS = ("partition", "delay", "loss", "pause", "byzantine", "equivocate")
 
 
 @pytest.fixture
@@ -53,6 +55,12 @@ def test_every_design_metric_has_a_sample_from_the_start(
     for kind in FAULT_KINDS:
         assert registry.get_sample_value("aitbc_fault_active", {"kind": kind}) == 0.0, kind
     assert registry.get_sample_value("aitbc_validator_index") == 5.0
+    for behaviour in BEHAVIOURS:
+        labels = {"behaviour": behaviour}
+        assert registry.get_sample_value("aitbc_byzantine_actions_total", labels) == 0.0
+    for hostile in BYZANTINE_REASONS:
+        labels = {"reason": hostile}
+        assert registry.get_sample_value("aitbc_byzantine_rejected_total", labels) == 0.0
     families = {family.name for family in registry.collect()}
     assert "python_info" in families  # PlatformCollector
     assert registry.get_sample_value("process_resident_memory_bytes") is not None  # Process...

@@ -95,7 +95,9 @@ class LocalNetwork:
     """A network of ``validators`` real node processes; see the module docstring.
 
     ``mempool`` overrides the ``mempool:`` section per validator index, e.g. ``{2: {"max_txs":
-    500}}``; ``extra_env`` is added to every node's environment. ``base_timeout_ms`` sets the
+    500}}``; ``byzantine`` sets the ``byzantine:`` key per validator index (a start-up attack,
+    e.g. ``{3: {"behaviour": "equivocate"}}``); ``extra_env`` is added to every node's
+    environment. ``base_timeout_ms`` sets the
     genesis' round timeout (None: the mode's default, 2.5 s in balanced mode, doubling up to
     8x): a short one keeps a network with a dead validator moving in a test's time.
     """
@@ -113,6 +115,7 @@ class LocalNetwork:
         base_timeout_ms: int | None = 1000,
         mode: str = "balanced",
         mempool: Mapping[int, Mapping[str, int]] | None = None,
+        byzantine: Mapping[int, Mapping[str, object]] | None = None,
         log_level: str = "info",
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
@@ -146,6 +149,9 @@ class LocalNetwork:
             config = self.nodes[index].config
             fields = ", ".join(f"{key}: {value}" for key, value in overrides.items())
             config.write_text(config.read_text() + f"mempool: {{{fields}}}\n")
+        for index, spec in (byzantine or {}).items():
+            config = self.nodes[index].config
+            config.write_text(config.read_text() + f"byzantine: {json.dumps(dict(spec))}\n")
         self.accounts: tuple[Account, ...] = tuple(
             Account(i, testnet_account_keypair(seed, i)) for i in range(accounts)
         )

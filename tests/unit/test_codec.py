@@ -8,12 +8,14 @@ from dataclasses import fields, replace
 from typing import get_args
 
 import pytest
+from aitbc_node.batch import Batch, decode_batch
 from aitbc_node.consensus import codec
-from aitbc_node.consensus.codec import MAX_ITEMS, MAX_MESSAGE_BYTES, Kind, Writer
+from aitbc_node.consensus.codec import MAX_TC_GROUPS, Kind
 from aitbc_node.consensus.types import (
     BatchRef,
     Block,
     Evidence,
+    EvidenceMsg,
     Message,
     Proposal,
     QcMsg,
@@ -21,10 +23,11 @@ from aitbc_node.consensus.types import (
     Timeout,
     TimeoutCert,
     TimeoutCertMsg,
+    TimeoutGroup,
     Vote,
 )
+from aitbc_node.consensus.wire import MAX_ITEMS, MAX_MESSAGE_BYTES, Writer
 from aitbc_node.errors import DecodeError
-from aitbc_node.replica import Batch, decode_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,8 +55,13 @@ qcs = st.builds(
     signers=bitmaps,
     signature=signatures,
 )
+groups = st.builds(TimeoutGroup, high_qc_round=u64, signers=bitmaps, signature=signatures)
 tcs = st.builds(
-    TimeoutCert, epoch=u64, round=u64, signers=bitmaps, signature=signatures, high_qc=qcs
+    TimeoutCert,
+    epoch=u64,
+    round=u64,
+    groups=st.lists(groups, max_size=3).map(tuple),
+    high_qc=qcs,
 )
 batch_refs = st.builds(BatchRef, digest=block_ids, tx_count=u32, author=u32)
 evidences = st.builds(
@@ -62,8 +70,10 @@ evidences = st.builds(
     epoch=u64,
     round=u64,
     offender=u32,
+    height_a=u64,
     block_a=short_ids,
     signature_a=signatures,
+    height_b=u64,
     block_b=short_ids,
     signature_b=signatures,
 )
@@ -92,6 +102,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
     timeouts,
     st.builds(TimeoutCertMsg, tc=tcs),
     st.builds(QcMsg, qc=qcs),
+    st.builds(EvidenceMsg, evidence=evidences),
 )
 batches = st.builds(
     Batch,
@@ -107,12 +118,13 @@ EXPECTED_KIND = {
     Timeout: Kind.TIMEOUT,
     TimeoutCertMsg: Kind.TC,
     QcMsg: Kind.QC,
+    EvidenceMsg: Kind.EVIDENCE,
 }
 
 
 def test_every_message_type_has_a_strategy() -> None:
     covered = set(EXPECTED_KIND)
-    assert covered == {Proposal, Vote, Timeout, TimeoutCertMsg, QcMsg}
+    assert covered == {Proposal, Vote, Timeout, TimeoutCertMsg, QcMsg, EvidenceMsg}
     assert set(get_args(Message)) == covered
 
 
@@ -174,8 +186,10 @@ def test_block_id_covers_every_field() -> None:
         "timestamp_ms": 9,
         "batches": (BatchRef(b"d" * 32, 1, 0),),
         "justify": QuorumCert(1, 1, 2, b"q" * 32, b"\x03", b"s"),
-        "tc": TimeoutCert(1, 1, b"\x01", b"t", QuorumCert(1, 0, 1, b"q" * 32, b"\x01", b"s")),
-        "evidence": (Evidence("vote", 1, 1, 0, b"a", b"1", b"b", b"2"),),
+        "tc": TimeoutCert(
+            1, 1, (TimeoutGroup(0, b"\x01", b"t"),), QuorumCert(1, 0, 1, b"q" * 32, b"\x01", b"s")
+        ),
+        "evidence": (Evidence("vote", 1, 1, 0, 1, b"a", b"1", 1, b"b", b"2"),),
         "randao_reveal": b"R",
     }
     assert set(changed) == {f.name for f in fields(Block)}
@@ -263,6 +277,10 @@ def test_oversized_fields_and_counts_are_refused() -> None:
     w = Writer().u64(1).u64(1).u64(1).raw(b"p" * 32).u32(0).u64(0).u32(MAX_ITEMS + 1)
     with pytest.raises(DecodeError, match=r"block\.batches"):
         codec.decode_block(w.getvalue())
+    # A TC claiming more signer groups than allowed.
+    w = Writer().u64(1).u64(2).u32(MAX_TC_GROUPS + 1)
+    with pytest.raises(DecodeError, match=r"tc\.groups"):
+        codec.decode_message(int(Kind.TC), w.getvalue())
 
 
 def test_unknown_kind_and_bad_evidence_kind_are_refused() -> None:
@@ -280,7 +298,7 @@ def test_unknown_kind_and_bad_evidence_kind_are_refused() -> None:
         batches=(),
         justify=QuorumCert(0, 0, 0, b"q" * 32, b"", b""),
         tc=None,
-        evidence=(Evidence("vote", 1, 1, 0, b"a", b"1", b"b", b"2"),),
+        evidence=(Evidence("vote", 1, 1, 0, 1, b"a", b"1", 1, b"b", b"2"),),
         randao_reveal=b"",
     )
     raw = codec.encode_block(block)

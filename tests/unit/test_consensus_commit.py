@@ -3,9 +3,9 @@ of the next epoch, driven by hand-built certified chains."""
 
 from __future__ import annotations
 
+from aitbc_node.batch import Batch, VerifiedBatch
 from aitbc_node.consensus.actions import Committed, EpochStarted, Rejected
 from aitbc_node.consensus.types import Proposal, QcMsg, SafetyState
-from aitbc_node.replica import Batch
 from test_consensus_harness import (
     Chain,
     Driven,
@@ -46,7 +46,7 @@ def test_non_consecutive_rounds_do_not_commit_until_a_later_two_chain() -> None:
     chain.extend(3, tc=tc_for(setup, es, 2, high_qc=chain.qcs[0]))
     chain.extend(4)
     chain.extend(5)
-    d = Driven(setup, bystander(setup, range(1, 7)))
+    d = Driven(setup, bystander(setup, range(1, 7), fallback_rounds=[3]))
     d.start(0)
     commits = []
     for t, proposal in enumerate(chain.proposals):
@@ -133,7 +133,7 @@ def _leader_proposal_at_height_11(epoch_length: int) -> Proposal:
     leader = leader_of(es, 11)
     replica = new_replica(setup)
     batch = Batch(author=leader, sequence=1, transactions=(), synthetic_count=5)
-    replica.add_batch(batch)
+    replica.add_batch(VerifiedBatch.local(batch))
     d = Driven(setup, leader, replica=replica)
     d.start(0)
     for t, proposal in enumerate(chain.proposals):

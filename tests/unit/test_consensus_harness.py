@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from aitbc_node.chain import first_epoch, genesis_block
-from aitbc_node.consensus import codec
 from aitbc_node.consensus.actions import (
     Action,
     Broadcast,
@@ -25,6 +24,7 @@ from aitbc_node.consensus.actions import (
 )
 from aitbc_node.consensus.core import ConsensusCore
 from aitbc_node.consensus.leader import select_leader
+from aitbc_node.consensus.signing import Signer, qc_round_in
 from aitbc_node.consensus.types import (
     BatchRef,
     Block,
@@ -36,6 +36,7 @@ from aitbc_node.consensus.types import (
     SafetyState,
     Timeout,
     TimeoutCert,
+    TimeoutGroup,
     Vote,
     bitmap_from,
 )
@@ -122,10 +123,14 @@ def leader_of(es: EpochState, round_: int, after_timeout: bool = False) -> int:
 # --------------------------------------------------------------------------- signing
 
 
+def signer(setup: Setup, index: int, es: EpochState | None = None) -> Signer:
+    """Validator ``index``'s signer on the setup's chain."""
+    chain = (setup.epoch if es is None else es).chain_id
+    return Signer(index, setup.keys[index].secret, setup.scheme, chain)
+
+
 def sign_vote(setup: Setup, es: EpochState, voter: int, round_: int, block: Block) -> Vote:
-    message = codec.vote_message(es.epoch, round_, block.id)
-    signature = setup.scheme.sign(setup.keys[voter].secret, Domain.VOTE, message)
-    return Vote(es.epoch, round_, block.height, block.id, voter, signature)
+    return signer(setup, voter, es).vote(es.epoch, round_, block.height, block.id)
 
 
 def qc_for(
@@ -133,24 +138,21 @@ def qc_for(
 ) -> QuorumCert:
     """A QC for ``block`` signed by ``signers`` (default: every validator)."""
     chosen = sorted(set(range(setup.size) if signers is None else signers))
-    message = codec.vote_message(es.epoch, block.round, block.id)
-    signatures = [setup.scheme.sign(setup.keys[i].secret, Domain.VOTE, message) for i in chosen]
+    votes = [sign_vote(setup, es, i, block.round, block) for i in chosen]
     return QuorumCert(
         epoch=es.epoch,
         round=block.round,
         height=block.height,
         block_id=block.id,
         signers=bitmap_from(set(chosen), len(es.validators)),
-        signature=setup.scheme.aggregate(signatures),
+        signature=setup.scheme.aggregate([v.signature for v in votes]),
     )
 
 
 def sign_timeout(
     setup: Setup, es: EpochState, voter: int, round_: int, high_qc: QuorumCert
 ) -> Timeout:
-    message = codec.timeout_message(es.epoch, round_)
-    signature = setup.scheme.sign(setup.keys[voter].secret, Domain.TIMEOUT, message)
-    return Timeout(es.epoch, round_, high_qc, voter, signature)
+    return signer(setup, voter, es).timeout(es.epoch, round_, high_qc)
 
 
 def tc_for(
@@ -160,16 +162,15 @@ def tc_for(
     high_qc: QuorumCert,
     signers: Iterable[int] | None = None,
 ) -> TimeoutCert:
+    """A TC for ``round_`` whose signers all carried ``high_qc`` (one group)."""
     chosen = sorted(set(range(setup.size) if signers is None else signers))
-    message = codec.timeout_message(es.epoch, round_)
-    signatures = [setup.scheme.sign(setup.keys[i].secret, Domain.TIMEOUT, message) for i in chosen]
-    return TimeoutCert(
-        epoch=es.epoch,
-        round=round_,
+    timeouts = [sign_timeout(setup, es, i, round_, high_qc) for i in chosen]
+    group = TimeoutGroup(
+        high_qc_round=qc_round_in(es.epoch, high_qc),
         signers=bitmap_from(set(chosen), len(es.validators)),
-        signature=setup.scheme.aggregate(signatures),
-        high_qc=high_qc,
+        signature=setup.scheme.aggregate([t.signature for t in timeouts]),
     )
+    return TimeoutCert(es.epoch, round_, (group,), high_qc)
 
 
 def propose(
@@ -188,7 +189,7 @@ def propose(
     """A proposal signed by ``proposer`` (default: the round's leader) extending ``parent``."""
     after_timeout = tc is not None and tc.round == round_ - 1
     author = leader_of(es, round_, after_timeout) if proposer is None else proposer
-    secret = setup.keys[author].secret
+    key = signer(setup, author, es)
     block = Block(
         epoch=es.epoch,
         round=round_,
@@ -200,10 +201,9 @@ def propose(
         justify=justify,
         tc=tc,
         evidence=tuple(evidence),
-        randao_reveal=setup.scheme.sign(secret, Domain.RANDAO, codec.randao_message(es.epoch)),
+        randao_reveal=key.randao_reveal(es.epoch),
     )
-    message = codec.vote_message(block.epoch, block.round, block.id)
-    return Proposal(block, setup.scheme.sign(secret, Domain.PROPOSAL, message))
+    return key.proposal(block)
 
 
 @dataclass
@@ -327,9 +327,10 @@ class RecordingScheme:
         out = []
         for who, domain, message in self.signed:
             if who == secret and domain == Domain.VOTE:
-                epoch = int.from_bytes(message[:8], "big")
-                round_ = int.from_bytes(message[8:16], "big")
-                out.append((epoch, round_, message[16:]))
+                body = message[32:]  # after the chain tag: epoch, round, height, block id
+                epoch = int.from_bytes(body[:8], "big")
+                round_ = int.from_bytes(body[8:16], "big")
+                out.append((epoch, round_, body[24:]))
         return out
 
 

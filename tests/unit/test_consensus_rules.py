@@ -9,15 +9,25 @@ leader.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from itertools import pairwise
 
-from aitbc_node.consensus.actions import Action, Broadcast, EvidenceFound, PersistSafety, Send
+from aitbc_node.consensus.actions import (
+    Action,
+    Broadcast,
+    EvidenceFound,
+    PersistSafety,
+    Rejected,
+    Send,
+)
+from aitbc_node.consensus.reasons import Reason
 from aitbc_node.consensus.types import (
     MAX_TIMEOUT_DOUBLINGS,
     Proposal,
     QcMsg,
     SafetyState,
     Timeout,
+    TimeoutCert,
     TimeoutCertMsg,
     Vote,
 )
@@ -69,23 +79,30 @@ def test_no_vote_for_a_block_whose_justify_is_below_the_lock() -> None:
     setup = make_setup(7)
     es = setup.epoch
     chain = build_chain(setup, [1, 2, 3])
-    d = Driven(setup, bystander(setup, ROUNDS))
-    d.start(0)
-    for t, proposal in enumerate(chain.proposals):
-        d.deliver(10 + t, proposal)
-    assert d.voted_rounds() == [1, 2, 3]
-    assert d.core.safety.locked_round == 2  # QC of round 2 arrived in block 3's justify
+    me = bystander(setup, ROUNDS, fallback_rounds=[5])
+
+    def replayed() -> Driven:
+        d = Driven(setup, me)
+        d.start(0)
+        for t, proposal in enumerate(chain.proposals):
+            d.deliver(10 + t, proposal)
+        assert d.voted_rounds() == [1, 2, 3]
+        assert d.core.safety.locked_round == 2  # QC of round 2 arrived in block 3's justify
+        return d
+
     b1, b2 = chain.blocks[0], chain.blocks[1]
     qc1, qc2 = chain.qcs[0], chain.qcs[1]
     # A fork off block 1 in round 5, with a TC for round 4 whose high QC is only QC1: it passes
     # the TC rule (qc.round >= tc.high_qc.round) but its justify (round 1) is below the lock.
+    d = replayed()
     fork = propose(
         setup, es, round_=5, parent=b1, justify=qc1, tc=tc_for(setup, es, 4, high_qc=qc1)
     )
     d.deliver(20, fork)
     assert d.core.round == 5
     assert d.voted_rounds() == [1, 2, 3]
-    # The same round, a block that respects the lock: voted.
+    # The same round, a block that respects the lock (at a node that saw no fork): voted.
+    d = replayed()
     locked_ok = propose(
         setup, es, round_=5, parent=b2, justify=qc2, tc=tc_for(setup, es, 4, high_qc=qc2)
     )
@@ -93,28 +110,80 @@ def test_no_vote_for_a_block_whose_justify_is_below_the_lock() -> None:
     assert d.votes()[-1] == (1, 5, locked_ok.block.id)
 
 
+def test_the_lock_holds_at_an_epoch_start_against_a_fallback_leader_on_the_anchor() -> None:
+    """Before: blocks justified by the previous epoch's QC skipped the lock, and a TC's high
+    QC was unsigned, so a fallback leader could fork an epoch's certified blocks away by
+    building on the anchor. Each variant is refused, for its own reason."""
+    setup = make_setup(7)
+    es = setup.epoch
+    chain = build_chain(setup, [1, 2])  # QC1 travels in block 2: the lock is 1, nothing commits
+    me = bystander(setup, range(1, 5), fallback_rounds=[4])
+
+    def locked() -> Driven:
+        d = Driven(setup, me)
+        d.start(0)
+        for t, proposal in enumerate(chain.proposals):
+            d.deliver(10 + t, proposal)
+        assert d.core.safety.locked_round == 1 and d.core.committed_height == 0
+        return d
+
+    def on_anchor(tc: TimeoutCert) -> Proposal:
+        return propose(setup, es, round_=4, parent=setup.root, justify=es.anchor_qc, tc=tc)
+
+    def refusals(out: list[Action]) -> list[str]:
+        return [a.reason for a in out if isinstance(a, Rejected)]
+
+    # Round 3 failed; its timeouts signed high-QC round 1 (they carried QC1).
+    tc3 = tc_for(setup, es, 3, high_qc=chain.qcs[0])
+    d = locked()
+    assert refusals(d.deliver(20, on_anchor(tc3))) == [Reason.STALE_JUSTIFY]
+    assert d.voted_rounds() == [1, 2]
+    # The TC's high QC swapped for the anchor's: the signed rounds expose it.
+    d = locked()
+    swapped = on_anchor(replace(tc3, high_qc=es.anchor_qc))
+    assert refusals(d.deliver(20, swapped)) == [Reason.TC_HIGH_QC_MISMATCH]
+    assert d.voted_rounds() == [1, 2]
+    # A genuine TC whose signers never saw QC1: the TC rule passes, the lock still holds.
+    d = locked()
+    d.deliver(20, on_anchor(tc_for(setup, es, 3, high_qc=es.anchor_qc)))
+    assert d.voted_rounds() == [1, 2]
+    # Control: the same round on block 2 is voted.
+    d = locked()
+    good = propose(setup, es, round_=4, parent=chain.blocks[1], justify=chain.qcs[1], tc=tc3)
+    d.deliver(20, good)
+    assert d.votes()[-1] == (1, 4, good.block.id)
+
+
 def test_after_a_tc_votes_only_when_the_justify_is_at_least_the_tc_high_qc() -> None:
     setup = make_setup(7)
     es = setup.epoch
     chain = build_chain(setup, [1, 2])
-    d = Driven(setup, bystander(setup, ROUNDS, fallback_rounds=[4]))
-    d.start(0)
-    for t, proposal in enumerate(chain.proposals):
-        d.deliver(10 + t, proposal)
-    assert d.voted_rounds() == [1, 2]
     (b1, b2), (qc1, qc2) = chain.blocks, chain.qcs
     # Round 3 timed out; the timeouts carried QC2 (for block 2).
     tc3 = tc_for(setup, es, 3, high_qc=qc2)
-    d.deliver(20, TimeoutCertMsg(tc3), sender=0)
-    assert d.core.round == 4
+
+    def at_round_4() -> Driven:
+        d = Driven(setup, bystander(setup, ROUNDS, fallback_rounds=[4]))
+        d.start(0)
+        for t, proposal in enumerate(chain.proposals):
+            d.deliver(10 + t, proposal)
+        assert d.voted_rounds() == [1, 2]
+        d.deliver(20, TimeoutCertMsg(tc3), sender=0)
+        assert d.core.round == 4
+        return d
+
     # Round 4 without a TC in the block: 4 != qc.round + 1, refused.
-    no_tc = propose(setup, es, round_=4, parent=b2, justify=qc2)
-    d.deliver(21, no_tc)
-    # Round 4 with the TC but justified by QC1 < tc.high_qc.round: refused.
-    stale = propose(setup, es, round_=4, parent=b1, justify=qc1, tc=tc3)
-    d.deliver(22, stale)
+    d = at_round_4()
+    out = d.deliver(21, propose(setup, es, round_=4, parent=b2, justify=qc2))
     assert d.voted_rounds() == [1, 2]
+    assert Reason.NO_CERTIFICATE_FOR_ROUND in [a.reason for a in out if isinstance(a, Rejected)]
+    # Round 4 with the TC but justified by QC1 < the TC's signed high QC round: refused.
+    d = at_round_4()
+    out = d.deliver(22, propose(setup, es, round_=4, parent=b1, justify=qc1, tc=tc3))
+    assert d.voted_rounds() == [1, 2]
+    assert [a.reason for a in out if isinstance(a, Rejected)] == [Reason.STALE_JUSTIFY]
     # Justified by QC2 == tc.high_qc: voted.
+    d = at_round_4()
     fresh = propose(setup, es, round_=4, parent=b2, justify=qc2, tc=tc3)
     d.deliver(23, fresh)
     assert d.votes()[-1] == (1, 4, fresh.block.id)
@@ -124,7 +193,7 @@ def test_a_tc_for_an_older_round_does_not_allow_a_vote() -> None:
     setup = make_setup(7)
     es = setup.epoch
     chain = build_chain(setup, [1])
-    d = Driven(setup, bystander(setup, ROUNDS, fallback_rounds=[4]))
+    d = Driven(setup, bystander(setup, range(1, 6), fallback_rounds=[3, 4]))
     d.start(0)
     d.deliver(10, chain.proposals[0])
     qc1 = chain.qcs[0]
@@ -140,8 +209,9 @@ def test_a_tc_for_an_older_round_does_not_allow_a_vote() -> None:
         justify=qc1,
         tc=tc_for(setup, es, 2, high_qc=qc1),
     )
-    d.deliver(13, wrong_tc)
+    out = d.deliver(13, wrong_tc)
     assert d.voted_rounds() == [1]
+    assert [a.reason for a in out if isinstance(a, Rejected)] == [Reason.NO_CERTIFICATE_FOR_ROUND]
 
 
 def test_no_vote_in_a_round_after_timing_out_in_it() -> None:
@@ -373,7 +443,7 @@ def test_a_restarted_core_enters_the_round_after_its_highest_qc() -> None:
     it would ignore the others' timeouts for the rounds before and never help form that TC."""
     setup = make_setup(7)
     es = setup.epoch
-    me = bystander(setup, ROUNDS)
+    me = bystander(setup, range(1, 6), fallback_rounds=[3, 4])
     chain = build_chain(setup, [1])
     d = Driven(setup, me)
     d.start(0)

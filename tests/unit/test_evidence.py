@@ -1,18 +1,19 @@
 """Equivocation evidence: verification (valid vote and proposal evidence, forged signature, wrong
-epoch, same block twice, unknown offender), the pool (each offence reported once), the core
-(detects, includes, rejects bad evidence), and slashing of committed evidence in the ledger
-through the simulator."""
+epoch, same block twice, unknown offender, another chain), the pool (one offence per offender
+and epoch), the core (detects, includes, rejects bad evidence), and slashing of committed
+evidence in the ledger through the simulator (once per offender and epoch)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-from aitbc_node.consensus import codec
 from aitbc_node.consensus.actions import EvidenceFound, Rejected
-from aitbc_node.consensus.evidence import EvidencePool, verify_evidence
+from aitbc_node.consensus.evidence import EvidencePool
+from aitbc_node.consensus.signing import vote_message
 from aitbc_node.consensus.types import Block, EpochState, Evidence, Proposal
-from aitbc_node.crypto import Domain
+from aitbc_node.consensus.verify import Verifier
+from aitbc_node.crypto import Domain, SignatureScheme
 from aitbc_node.ledger.state import SLASH_DIVISOR
 from aitbc_node.sim import SimConfig, Simulator
 from test_consensus_harness import (
@@ -31,16 +32,28 @@ DOMAIN = {"vote": Domain.VOTE, "proposal": Domain.PROPOSAL}
 
 
 def signed_pair(
-    setup: Setup, kind: str, offender: int, epoch: int = 1, round_: int = 5
+    setup: Setup,
+    kind: str,
+    offender: int,
+    epoch: int = 1,
+    round_: int = 5,
+    chain_id: str | None = None,
 ) -> Evidence:
     """Two signatures by ``offender`` over different block ids for one (epoch, round)."""
+    chain = setup.epoch.chain_id if chain_id is None else chain_id
     ids = sorted([bytes([1]) * 32, bytes([2]) * 32])
     secret = setup.keys[offender].secret
     sigs = [
-        setup.scheme.sign(secret, DOMAIN[kind], codec.vote_message(epoch, round_, block_id))
+        setup.scheme.sign(secret, DOMAIN[kind], vote_message(chain, epoch, round_, 7, block_id))
         for block_id in ids
     ]
-    return Evidence(kind, epoch, round_, offender, ids[0], sigs[0], ids[1], sigs[1])
+    return Evidence(kind, epoch, round_, offender, 7, ids[0], sigs[0], 7, ids[1], sigs[1])
+
+
+def verify_evidence(
+    ev: Evidence, current: EpochState, previous: EpochState | None, scheme: SignatureScheme
+) -> str | None:
+    return Verifier(scheme, current, previous).evidence(ev)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +101,15 @@ def test_wrong_epoch_is_refused_and_the_previous_epoch_accepted(setup: Setup) ->
     assert verify_evidence(old, epoch2, current, setup.scheme) is None
 
 
+def test_signatures_for_another_chain_or_height_are_refused(setup: Setup) -> None:
+    elsewhere = signed_pair(setup, "vote", 3, chain_id="another-chain")
+    assert verify_evidence(elsewhere, setup.epoch, None, setup.scheme) == ("evidence_bad_signature")
+    ev = signed_pair(setup, "vote", 3)
+    assert verify_evidence(replace(ev, height_a=8), setup.epoch, None, setup.scheme) == (
+        "evidence_bad_signature"
+    )
+
+
 def test_same_block_twice_is_no_evidence(setup: Setup) -> None:
     ev = signed_pair(setup, "vote", 3)
     same = replace(ev, block_b=ev.block_a, signature_b=ev.signature_a)
@@ -104,28 +126,42 @@ def test_unknown_offender_and_kind_are_refused(setup: Setup) -> None:
     )
 
 
-def test_pool_reports_an_offence_once() -> None:
+def test_pool_reports_one_offence_per_offender_and_epoch() -> None:
     pool = EvidencePool()
-    assert pool.observe("vote", 1, 5, 3, b"a" * 32, b"sa") is None
-    assert pool.observe("vote", 1, 5, 3, b"a" * 32, b"sa") is None  # the same vote again
-    ev = pool.observe("vote", 1, 5, 3, b"b" * 32, b"sb")
+    assert pool.observe("vote", 1, 5, 3, 2, b"a" * 32, b"sa") is None
+    assert pool.observe("vote", 1, 5, 3, 2, b"a" * 32, b"sa") is None  # the same vote again
+    ev = pool.observe("vote", 1, 5, 3, 2, b"b" * 32, b"sb")
     assert ev is not None and (ev.offender, ev.epoch, ev.round) == (3, 1, 5)
+    assert ev.key == (3, 1)
     assert (ev.block_a, ev.block_b) == (b"a" * 32, b"b" * 32)  # canonical order
-    assert pool.observe("vote", 1, 5, 3, b"b" * 32, b"sb") is None
-    assert pool.observe("vote", 1, 5, 3, b"c" * 32, b"sc") is None  # a third block: same offence
-    assert pool.pending(16) == [ev]
+    assert pool.observe("vote", 1, 5, 3, 2, b"b" * 32, b"sb") is None
+    assert pool.observe("vote", 1, 5, 3, 2, b"c" * 32, b"sc") is None  # a third block: same offence
+    # Another round of the same epoch adds nothing: one punishment per offender and epoch.
+    assert pool.observe("vote", 1, 6, 3, 3, b"a" * 32, b"x") is None
+    assert pool.observe("vote", 1, 6, 3, 3, b"d" * 32, b"y") is None
+    assert pool.pending(16, 1) == [ev]
     assert pool.found == [ev]
     pool.mark_committed(ev)
-    assert pool.pending(16) == []
+    assert pool.pending(16, 1) == []
     pool.add(ev)  # seen again inside a later proposal: already committed, not pending again
-    assert pool.pending(16) == []
+    assert pool.pending(16, 1) == []
     assert pool.is_committed(ev.key)
-    # Another round is another offence.
-    assert pool.observe("vote", 1, 6, 3, b"a" * 32, b"x") is None
-    assert pool.observe("vote", 1, 6, 3, b"d" * 32, b"y") is not None
+    assert pool.observe("vote", 1, 7, 3, 4, b"e" * 32, b"z") is None
+    assert pool.observe("vote", 1, 7, 3, 4, b"f" * 32, b"w") is None  # committed this epoch
+    # The next epoch is another offence.
+    assert pool.observe("vote", 2, 1, 3, 30, b"a" * 32, b"x2") is None
+    assert pool.observe("vote", 2, 1, 3, 30, b"d" * 32, b"y2") is not None
     # A proposal and a vote for different blocks in one round are not an equivocation.
-    assert pool.observe("proposal", 1, 7, 3, b"a" * 32, b"p") is None
-    assert pool.observe("vote", 1, 7, 3, b"d" * 32, b"v") is None
+    assert pool.observe("proposal", 2, 7, 4, 30, b"a" * 32, b"p") is None
+    assert pool.observe("vote", 2, 7, 4, 30, b"d" * 32, b"v") is None
+
+
+def test_pool_drops_evidence_too_old_to_commit() -> None:
+    pool = EvidencePool()
+    pool.observe("vote", 1, 5, 3, 2, b"a" * 32, b"sa")
+    ev = pool.observe("vote", 1, 5, 3, 2, b"b" * 32, b"sb")
+    assert pool.pending(16, 2) == [ev]  # epoch 2 blocks may still carry epoch 1's evidence
+    assert pool.pending(16, 3) == []  # epoch 3 ones may not: proposing it would be refused
 
 
 def test_next_leader_detects_double_votes_once_and_includes_the_evidence() -> None:
@@ -192,10 +228,10 @@ def test_committed_evidence_slashes_ten_percent_and_removes_the_offender() -> No
     assert offender in result.slashed_validators
     assert result.final_epoch >= 3
     honest = next(n for n in sim.nodes if not n.byzantine)
-    # Replay the committed evidence: each offence (offender, epoch, round) takes a tenth.
+    # Replay the committed evidence: each offence (offender, epoch) takes a tenth, once.
     genesis_stake = sim.genesis.validators[offender].stake
     expected = genesis_stake
-    offences: set[tuple[int, int, int]] = set()
+    offences: set[tuple[int, int]] = set()
     first_slash_height = None
     committed: list[Block] = [block for block, _qc in honest.committed]
     for block in committed:
@@ -206,6 +242,7 @@ def test_committed_evidence_slashes_ten_percent_and_removes_the_offender() -> No
                 expected -= expected // SLASH_DIVISOR
                 first_slash_height = first_slash_height or block.height
     assert offences, "no evidence was committed"
+    assert honest.replica.ledger.slash_events() == tuple(sorted(offences))
     record = honest.replica.ledger.validator(offender)
     assert record.slashed
     assert record.stake == expected

@@ -8,10 +8,16 @@ import pytest
 from aitbc_node.crypto import BlsScheme, ModeledScheme, testnet_account_keypair, testnet_bls_keypair
 from aitbc_node.crypto.ed25519 import Ed25519KeyPair
 from aitbc_node.errors import DecodeError, LedgerError
-from aitbc_node.genesis import Genesis, LedgerParams, make_testnet_genesis
+from aitbc_node.genesis import (
+    MAX_REGISTERED_VALIDATORS,
+    Genesis,
+    LedgerParams,
+    make_testnet_genesis,
+)
 from aitbc_node.ledger import (
     NONCE_WINDOW,
     REJECT_REASONS,
+    Account,
     LedgerState,
     Transaction,
     ValidatorRecord,
@@ -40,7 +46,9 @@ def _genesis(block_reward: int = REWARD, scheme: object | None = None) -> Genesi
         scheme=scheme if scheme is not None else ModeledScheme(),  # type: ignore[arg-type]
         chain_id="aitbc-unit",
     )
-    return genesis.model_copy(update={"ledger": LedgerParams(block_reward=block_reward)})
+    # Registrations of a few units, free: the limits have tests of their own.
+    ledger = LedgerParams(block_reward=block_reward, min_stake=1, min_registration_fee=0)
+    return genesis.model_copy(update={"ledger": ledger})
 
 
 def _state(genesis: Genesis | None = None) -> LedgerState:
@@ -191,12 +199,54 @@ def test_every_reject_reason() -> None:
     _check_identity(state)
 
 
-def test_register_below_min_stake_is_invalid_amount() -> None:
-    genesis = _genesis().model_copy(update={"ledger": LedgerParams(min_stake=50)})
-    state = _state(genesis)
+def _limited(**limits: int) -> LedgerState:
+    params = _genesis().ledger.model_copy(update=limits)
+    return _state(_genesis().model_copy(update={"ledger": params}))
+
+
+def test_registration_needs_the_minimum_stake_and_fee() -> None:
+    state = _limited(min_stake=50, min_registration_fee=7)
     public, pop = _pop_for(ModeledScheme(), 0)
-    tx = sign_register(_account(0), "aitbc-unit", public, pop, 49, 0)
-    assert state.check_transaction(tx) == "invalid_amount"
+    tiny = sign_register(_account(0), "aitbc-unit", public, pop, 49, 0, fee=7)
+    free = sign_register(_account(0), "aitbc-unit", public, pop, 50, 0, fee=6)
+    enough = sign_register(_account(0), "aitbc-unit", public, pop, 50, 0, fee=7)
+    assert state.check_transaction(tiny) == "stake_below_minimum"
+    assert state.check_transaction(free) == "fee_too_low"
+    assert state.check_transaction(enough) is None
+    # A flood that reaches a block anyway (a byzantine leader's batch) is skipped there.
+    receipt = state.apply_block([tiny, free, enough], proposer=0)
+    assert [reason for _, reason in receipt.skipped] == ["stake_below_minimum", "fee_too_low"]
+    assert receipt.applied == (enough.id,)
+    assert {"stake_below_minimum", "fee_too_low", "registry_full"} <= set(REJECT_REASONS)
+    _check_identity(state)
+
+
+def test_the_registry_is_capped_where_signer_bitmaps_end() -> None:
+    genesis = _genesis()
+    base = _state(genesis)
+    records = list(base.validator_records())
+    modeled = ModeledScheme()
+    for index in range(len(records), MAX_REGISTERED_VALIDATORS):
+        key = testnet_bls_keypair(modeled, "filler", index)
+        records.append(dataclasses.replace(records[-1], index=index, bls_public_key=key.public))
+    full = LedgerState(
+        chain_id="aitbc-unit",
+        params=genesis.ledger,
+        scheme=modeled,
+        accounts={_account(0).public: Account(BALANCE, 0)},
+        validators=records,
+    )
+    public, pop = _pop_for(modeled, 0)
+    tx = sign_register(_account(0), "aitbc-unit", public, pop, 5, 0)
+    assert full.check_transaction(tx) == "registry_full"
+
+
+def test_the_active_set_is_capped_authorities_first_then_by_stake() -> None:
+    state = _limited(max_validators=3)
+    # Authorities 0 and 1 always; then the largest stake among 2 (300) and 3 (600).
+    assert _members(state.next_validator_records()) == [0, 1, 3]
+    state.advance_epoch()
+    assert _members(state.validator_records()) == [0, 1, 3]
 
 
 # -- staking and registration ----------------------------------------------------------------
@@ -215,7 +265,31 @@ def test_stake_and_unstake() -> None:
     unstake = sign_unstake(_owner(2), "aitbc-unit", 2, 450, 1, fee=2)
     assert state.apply_block([unstake], proposer=0).skipped == ()
     assert state.validator(2).stake == 50
+    # Unbonding: the 450 stay slashable until epoch 1 + unbonding_epochs starts.
+    assert state.account(_owner(2).public).balance == 297 - 2
+    assert [(u.validator, u.amount) for u in state.unbonding()] == [(2, 450)]
+    _check_identity(state)
+    for _ in range(state.params.unbonding_epochs - 1):
+        state.advance_epoch()
+        assert state.account(_owner(2).public).balance == 297 - 2
+    state.advance_epoch()
     assert state.account(_owner(2).public).balance == 297 + 450 - 2
+    assert state.unbonding() == ()
+    _check_identity(state)
+
+
+def test_unstaking_before_the_evidence_commits_escapes_no_slashing() -> None:
+    state = _state(_genesis(block_reward=0))
+    # Validator 3 (stake 600) equivocated in epoch 1, then unstakes 500 at once.
+    assert state.apply_block([sign_unstake(_owner(3), "aitbc-unit", 3, 500, 0)], 0).skipped == ()
+    state.advance_epoch()  # the evidence commits in epoch 2, still within the unbonding period
+    receipt = state.apply_block([], proposer=0, evidence_offenders=[(3, 1, 4)])
+    assert receipt.slashed == (3,)
+    assert receipt.burned == 100 // 10 + 500 // 10  # a tenth of bonded and of unbonding stake
+    assert state.validator(3).stake == 90
+    assert [(u.validator, u.amount) for u in state.unbonding()] == [(3, 450)]
+    state.advance_epoch()
+    assert state.account(_owner(3).public).balance == 450
     _check_identity(state)
 
 
@@ -266,8 +340,7 @@ def test_register_joins_at_the_next_epoch() -> None:
 
 
 def test_register_with_zero_stake_still_joins_next_epoch() -> None:
-    genesis = _genesis().model_copy(update={"ledger": LedgerParams(min_stake=0)})
-    state = _state(genesis)
+    state = _limited(min_stake=0)
     public, pop = _pop_for(ModeledScheme(), 1)
     tx = sign_register(_account(0), "aitbc-unit", public, pop, 0, 0)
     assert state.apply_block([tx], proposer=0).skipped == ()
@@ -361,7 +434,7 @@ def test_receipts_add_up_to_reward_balances_across_validator_changes() -> None:
         assert [index for index, _ in receipt.rewards] == sorted(dict(receipt.rewards))
         for index, amount in receipt.rewards:
             earned[index] += amount
-    owner_flows = {2: 100 - 51 + 20}
+    owner_flows = {2: 100 - 51}  # the 20 unstaked are still unbonding
     for index in range(4):
         expected = earned[index] + owner_flows.get(index, 0)
         assert state.account(_owner(index).public).balance == expected, index
@@ -374,7 +447,7 @@ def test_unknown_proposer_is_a_ledger_error() -> None:
 
 
 # -- slashing --------------------------------------------------------------------------------
-def test_slashing_ten_percent_once_per_epoch_and_round() -> None:
+def test_slashing_ten_percent_once_per_offender_and_epoch() -> None:
     state = _state()
     receipt = state.apply_block([], proposer=0, evidence_offenders=[(3, 2, 5), (3, 2, 5)])
     assert receipt.slashed == (3,)
@@ -383,9 +456,13 @@ def test_slashing_ten_percent_once_per_epoch_and_round() -> None:
     assert state.validator(3).slashed
     again = state.apply_block([], proposer=0, evidence_offenders=[(3, 2, 5)])
     assert again.slashed == () and again.burned == 0
+    # Another round of the same epoch is the same offence: no second slash.
     other_round = state.apply_block([], proposer=0, evidence_offenders=[(3, 2, 6), (99, 1, 1)])
-    assert other_round.slashed == (3,)
+    assert other_round.slashed == () and other_round.burned == 0
+    other_epoch = state.apply_block([], proposer=0, evidence_offenders=[(3, 3, 1)])
+    assert other_epoch.slashed == (3,)
     assert state.validator(3).stake == 540 - 54
+    assert state.slash_events() == ((3, 2), (3, 3))
     _check_identity(state)
 
 

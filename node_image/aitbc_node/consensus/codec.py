@@ -1,17 +1,15 @@
-"""Canonical binary encoding of consensus records (what is hashed, signed and sent).
+"""Decoding of consensus records, and the peer message framing.
 
-Layout: big-endian fixed-width integers, byte strings prefixed by a u32 length, optional values by
-a u8 presence flag, sequences by a u32 count. Decoding is strict: truncation, trailing bytes,
-oversized fields and unknown kinds raise :class:`DecodeError` naming the record and the field.
+Records write themselves (``types``, with ``wire.Writer``); this module reads them back with
+``wire.Reader``. Decoding is strict: truncation, trailing bytes, oversized fields and unknown kinds
+raise :class:`DecodeError` naming the record and the field, so ``encode(decode(raw)) == raw``
+for every accepted ``raw``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable
 from enum import IntEnum
-from typing import TypeVar
 
 from aitbc_node.consensus.types import (
     BatchRef,
@@ -19,6 +17,7 @@ from aitbc_node.consensus.types import (
     ConsensusParams,
     EpochState,
     Evidence,
+    EvidenceMsg,
     Message,
     Mode,
     Proposal,
@@ -27,20 +26,21 @@ from aitbc_node.consensus.types import (
     Timeout,
     TimeoutCert,
     TimeoutCertMsg,
+    TimeoutGroup,
     Validator,
     ValidatorSet,
     Vote,
 )
+from aitbc_node.consensus.wire import MAX_MESSAGE_BYTES, Reader, Writer, read_whole
 from aitbc_node.errors import DecodeError
 
-#: Largest byte string any field may hold (a signer bitmap of 1,000 validators is 125 bytes).
-MAX_FIELD_BYTES = 1 << 16
-#: Largest sequence (batches or evidence) in one block.
-MAX_ITEMS = 4096
-#: Largest encoded message accepted from a peer.
-MAX_MESSAGE_BYTES = 4 << 20
-
-T = TypeVar("T")
+#: Most signer groups in one TC: timeouts grouped by the highest-QC round each sender signed
+#: (honest senders' rounds differ by a few at most).
+MAX_TC_GROUPS = 32
+#: Largest signer bitmap (2,048 validators: twice the active-set cap, see ``LedgerParams``).
+MAX_BITMAP_BYTES = 256
+#: Largest signature (BLS G2: 96 bytes).
+MAX_SIGNATURE_BYTES = 96
 
 
 class Kind(IntEnum):
@@ -53,135 +53,10 @@ class Kind(IntEnum):
     TC = 4
     BATCH = 5
     QC = 6
+    EVIDENCE = 7
 
 
-class Writer:
-    __slots__ = ("parts",)
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def u8(self, value: int) -> Writer:
-        self.parts.append(struct.pack(">B", value))
-        return self
-
-    def u32(self, value: int) -> Writer:
-        self.parts.append(struct.pack(">I", value))
-        return self
-
-    def u64(self, value: int) -> Writer:
-        self.parts.append(struct.pack(">Q", value))
-        return self
-
-    def raw(self, value: bytes) -> Writer:
-        self.parts.append(struct.pack(">I", len(value)))
-        self.parts.append(value)
-        return self
-
-    def text(self, value: str) -> Writer:
-        return self.raw(value.encode())
-
-    def raw_large(self, value: bytes) -> Writer:
-        """A byte string that may exceed MAX_FIELD_BYTES (snapshots; never from the network)."""
-        self.parts.append(struct.pack(">Q", len(value)))
-        self.parts.append(value)
-        return self
-
-    def getvalue(self) -> bytes:
-        return b"".join(self.parts)
-
-
-class Reader:
-    __slots__ = ("data", "pos", "record")
-
-    def __init__(self, data: bytes, record: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.record = record
-
-    def _take(self, n: int, name: str) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise DecodeError(
-                f"{self.record}: truncated at field {name!r} (needs {n} bytes at offset "
-                f"{self.pos}, {len(self.data)} in all)"
-            )
-        out = self.data[self.pos : end]
-        self.pos = end
-        return out
-
-    def u8(self, name: str) -> int:
-        return int(self._take(1, name)[0])
-
-    def u32(self, name: str) -> int:
-        return int(struct.unpack(">I", self._take(4, name))[0])
-
-    def u64(self, name: str) -> int:
-        return int(struct.unpack(">Q", self._take(8, name))[0])
-
-    def raw(self, name: str, exact: int | None = None, limit: int = MAX_FIELD_BYTES) -> bytes:
-        size = self.u32(name)
-        if size > limit or (exact is not None and size != exact):
-            want = f"exactly {exact}" if exact is not None else f"at most {limit}"
-            raise DecodeError(f"{self.record}: field {name!r} has {size} bytes, {want} allowed")
-        return bytes(self._take(size, name))
-
-    def raw_large(self, name: str) -> bytes:
-        size = self.u64(name)
-        return bytes(self._take(size, name))
-
-    def text(self, name: str) -> str:
-        try:
-            return self.raw(name, limit=256).decode()
-        except UnicodeDecodeError:
-            raise DecodeError(f"{self.record}: field {name!r} is not UTF-8") from None
-
-    def count(self, name: str) -> int:
-        n = self.u32(name)
-        if n > MAX_ITEMS:
-            raise DecodeError(f"{self.record}: {name!r} has {n} items, at most {MAX_ITEMS}")
-        return n
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise DecodeError(
-                f"{self.record}: {len(self.data) - self.pos} trailing bytes after the record"
-            )
-
-
-def _guard(
-    record: str, data: bytes, parse: Callable[[Reader], T], limit: int = MAX_MESSAGE_BYTES
-) -> T:
-    if len(data) > limit:
-        raise DecodeError(f"{record}: {len(data)} bytes, at most {limit} allowed")
-    reader = Reader(data, record)
-    value = parse(reader)
-    reader.done()
-    return value
-
-
-# ----------------------------------------------------------------------------- signed messages
-
-
-def vote_message(epoch: int, round_: int, block_id: bytes) -> bytes:
-    """What a vote (and so a QC) signs. Proposals sign the same triple under another domain."""
-    return struct.pack(">QQ", epoch, round_) + block_id
-
-
-def timeout_message(epoch: int, round_: int) -> bytes:
-    return struct.pack(">QQ", epoch, round_)
-
-
-def randao_message(epoch: int) -> bytes:
-    return struct.pack(">Q", epoch)
-
-
-# ----------------------------------------------------------------------------- QC / TC
-
-
-def write_qc(w: Writer, qc: QuorumCert) -> None:
-    w.u64(qc.epoch).u64(qc.round).u64(qc.height).raw(qc.block_id).raw(qc.signers)
-    w.raw(qc.signature)
+# ----------------------------------------------------------------------------- certificates
 
 
 def read_qc(r: Reader) -> QuorumCert:
@@ -190,42 +65,35 @@ def read_qc(r: Reader) -> QuorumCert:
         round=r.u64("qc.round"),
         height=r.u64("qc.height"),
         block_id=r.raw("qc.block_id", limit=32),
-        signers=r.raw("qc.signers", limit=256),
-        signature=r.raw("qc.signature", limit=96),
+        signers=r.raw("qc.signers", limit=MAX_BITMAP_BYTES),
+        signature=r.raw("qc.signature", limit=MAX_SIGNATURE_BYTES),
     )
-
-
-def write_tc(w: Writer, tc: TimeoutCert) -> None:
-    w.u64(tc.epoch).u64(tc.round).raw(tc.signers).raw(tc.signature)
-    write_qc(w, tc.high_qc)
 
 
 def read_tc(r: Reader) -> TimeoutCert:
-    return TimeoutCert(
-        epoch=r.u64("tc.epoch"),
-        round=r.u64("tc.round"),
-        signers=r.raw("tc.signers", limit=256),
-        signature=r.raw("tc.signature", limit=96),
-        high_qc=read_qc(r),
-    )
+    epoch = r.u64("tc.epoch")
+    round_ = r.u64("tc.round")
+    groups = []
+    for _ in range(r.count("tc.groups", MAX_TC_GROUPS)):
+        groups.append(
+            TimeoutGroup(
+                high_qc_round=r.u64("tc.group.high_qc_round"),
+                signers=r.raw("tc.group.signers", limit=MAX_BITMAP_BYTES),
+                signature=r.raw("tc.group.signature", limit=MAX_SIGNATURE_BYTES),
+            )
+        )
+    return TimeoutCert(epoch=epoch, round=round_, groups=tuple(groups), high_qc=read_qc(r))
 
 
 def encode_qc(qc: QuorumCert) -> bytes:
-    w = Writer()
-    write_qc(w, qc)
-    return w.getvalue()
+    return qc.encode()
 
 
 def decode_qc(data: bytes) -> QuorumCert:
-    return _guard("QuorumCert", data, read_qc)
+    return read_whole("QuorumCert", data, read_qc)
 
 
 # ----------------------------------------------------------------------------- evidence
-
-
-def write_evidence(w: Writer, ev: Evidence) -> None:
-    w.text(ev.kind).u64(ev.epoch).u64(ev.round).u32(ev.offender)
-    w.raw(ev.block_a).raw(ev.signature_a).raw(ev.block_b).raw(ev.signature_b)
 
 
 def read_evidence(r: Reader) -> Evidence:
@@ -237,42 +105,24 @@ def read_evidence(r: Reader) -> Evidence:
         epoch=r.u64("evidence.epoch"),
         round=r.u64("evidence.round"),
         offender=r.u32("evidence.offender"),
+        height_a=r.u64("evidence.height_a"),
         block_a=r.raw("evidence.block_a", limit=32),
-        signature_a=r.raw("evidence.signature_a", limit=96),
+        signature_a=r.raw("evidence.signature_a", limit=MAX_SIGNATURE_BYTES),
+        height_b=r.u64("evidence.height_b"),
         block_b=r.raw("evidence.block_b", limit=32),
-        signature_b=r.raw("evidence.signature_b", limit=96),
+        signature_b=r.raw("evidence.signature_b", limit=MAX_SIGNATURE_BYTES),
     )
 
 
 # ----------------------------------------------------------------------------- block
 
 
-def _write_header(w: Writer, b: Block) -> None:
-    w.u64(b.epoch).u64(b.round).u64(b.height).raw(b.parent_id).u32(b.proposer)
-    w.u64(b.timestamp_ms)
-    w.u32(len(b.batches))
-    for ref in b.batches:
-        w.raw(ref.digest).u32(ref.tx_count).u32(ref.author)
-    write_qc(w, b.justify)
-    if b.tc is None:
-        w.u8(0)
-    else:
-        w.u8(1)
-        write_tc(w, b.tc)
-    w.u32(len(b.evidence))
-    for ev in b.evidence:
-        write_evidence(w, ev)
-    w.raw(b.randao_reveal)
-
-
 def encode_block(b: Block) -> bytes:
-    w = Writer()
-    _write_header(w, b)
-    return w.getvalue()
+    return b.encode()
 
 
 def block_id(b: Block) -> bytes:
-    return hashlib.sha256(b"AITBC/v1/block\x00" + encode_block(b)).digest()
+    return b.id
 
 
 def read_block(r: Reader) -> Block:
@@ -293,7 +143,7 @@ def read_block(r: Reader) -> Block:
     justify = read_qc(r)
     tc = read_tc(r) if r.u8("block.has_tc") else None
     evidence = tuple(read_evidence(r) for _ in range(r.count("block.evidence")))
-    reveal = r.raw("block.randao_reveal", limit=96)
+    reveal = r.raw("block.randao_reveal", limit=MAX_SIGNATURE_BYTES)
     return Block(
         epoch=epoch,
         round=round_,
@@ -310,7 +160,7 @@ def read_block(r: Reader) -> Block:
 
 
 def decode_block(data: bytes) -> Block:
-    return _guard("Block", data, read_block)
+    return read_whole("Block", data, read_block)
 
 
 # ----------------------------------------------------------------------------- peer messages
@@ -319,7 +169,7 @@ def decode_block(data: bytes) -> Block:
 def encode_message(msg: Message) -> tuple[Kind, bytes]:
     w = Writer()
     if isinstance(msg, Proposal):
-        _write_header(w, msg.block)
+        msg.block.write(w)
         w.raw(msg.signature)
         return Kind.PROPOSAL, w.getvalue()
     if isinstance(msg, Vote):
@@ -328,18 +178,21 @@ def encode_message(msg: Message) -> tuple[Kind, bytes]:
         return Kind.VOTE, w.getvalue()
     if isinstance(msg, Timeout):
         w.u64(msg.epoch).u64(msg.round).u32(msg.voter).raw(msg.signature)
-        write_qc(w, msg.high_qc)
+        msg.high_qc.write(w)
         return Kind.TIMEOUT, w.getvalue()
     if isinstance(msg, QcMsg):
-        write_qc(w, msg.qc)
+        msg.qc.write(w)
         return Kind.QC, w.getvalue()
-    write_tc(w, msg.tc)
+    if isinstance(msg, EvidenceMsg):
+        msg.evidence.write(w)
+        return Kind.EVIDENCE, w.getvalue()
+    msg.tc.write(w)
     return Kind.TC, w.getvalue()
 
 
 def _read_proposal(r: Reader) -> Proposal:
     block = read_block(r)
-    return Proposal(block=block, signature=r.raw("proposal.signature", limit=96))
+    return Proposal(block=block, signature=r.raw("proposal.signature", limit=MAX_SIGNATURE_BYTES))
 
 
 def _read_vote(r: Reader) -> Vote:
@@ -349,7 +202,7 @@ def _read_vote(r: Reader) -> Vote:
         height=r.u64("vote.height"),
         block_id=r.raw("vote.block_id", exact=32),
         voter=r.u32("vote.voter"),
-        signature=r.raw("vote.signature", limit=96),
+        signature=r.raw("vote.signature", limit=MAX_SIGNATURE_BYTES),
     )
 
 
@@ -357,7 +210,7 @@ def _read_timeout(r: Reader) -> Timeout:
     epoch = r.u64("timeout.epoch")
     round_ = r.u64("timeout.round")
     voter = r.u32("timeout.voter")
-    signature = r.raw("timeout.signature", limit=96)
+    signature = r.raw("timeout.signature", limit=MAX_SIGNATURE_BYTES)
     return Timeout(epoch=epoch, round=round_, voter=voter, signature=signature, high_qc=read_qc(r))
 
 
@@ -369,8 +222,13 @@ def _read_qc_msg(r: Reader) -> QcMsg:
     return QcMsg(qc=read_qc(r))
 
 
+def _read_evidence_msg(r: Reader) -> EvidenceMsg:
+    return EvidenceMsg(evidence=read_evidence(r))
+
+
 _READERS: dict[int, tuple[str, Callable[[Reader], Message]]] = {
     Kind.QC: ("QcMsg", _read_qc_msg),
+    Kind.EVIDENCE: ("EvidenceMsg", _read_evidence_msg),
     Kind.PROPOSAL: ("Proposal", _read_proposal),
     Kind.VOTE: ("Vote", _read_vote),
     Kind.TIMEOUT: ("Timeout", _read_timeout),
@@ -383,7 +241,20 @@ def decode_message(kind: int, data: bytes) -> Message:
     if entry is None:
         raise DecodeError(f"peer message: unknown kind {kind}; expected one of {sorted(_READERS)}")
     name, parse = entry
-    return _guard(name, data, parse)
+    return read_whole(name, data, parse)
+
+
+def message_epoch(msg: Message) -> int:
+    """The epoch a peer message belongs to."""
+    if isinstance(msg, Proposal):
+        return msg.block.epoch
+    if isinstance(msg, TimeoutCertMsg):
+        return msg.tc.epoch
+    if isinstance(msg, QcMsg):
+        return msg.qc.epoch
+    if isinstance(msg, EvidenceMsg):
+        return msg.evidence.epoch
+    return msg.epoch
 
 
 # ----------------------------------------------------------------------------- epoch state
@@ -401,9 +272,9 @@ def _read_opt(r: Reader, name: str) -> int | None:
 
 
 def encode_epoch_state(state: EpochState) -> bytes:
-    w = Writer().u64(state.epoch).u8(int(state.mode)).raw(state.seed).u64(state.start_height)
-    w.raw(state.anchor_id)
-    write_qc(w, state.anchor_qc)
+    w = Writer().text(state.chain_id).u64(state.epoch).u8(int(state.mode)).raw(state.seed)
+    w.u64(state.start_height).raw(state.anchor_id)
+    state.anchor_qc.write(w)
     p = state.params
     w.u64(p.epoch_length).u64(p.checkpoint_interval)
     _opt(w, p.block_interval_ms)
@@ -417,6 +288,7 @@ def encode_epoch_state(state: EpochState) -> bytes:
 
 def decode_epoch_state(data: bytes) -> EpochState:
     def parse(r: Reader) -> EpochState:
+        chain_id = r.text("epoch.chain_id")
         epoch = r.u64("epoch.epoch")
         mode = Mode(r.u8("epoch.mode"))
         seed = r.raw("epoch.seed", limit=64)
@@ -442,16 +314,24 @@ def decode_epoch_state(data: bytes) -> EpochState:
             for _ in range(n)
         )
         return EpochState(
-            epoch, ValidatorSet(validators), mode, seed, start, anchor_id, anchor_qc, params
+            epoch,
+            ValidatorSet(validators),
+            mode,
+            seed,
+            start,
+            anchor_id,
+            anchor_qc,
+            params,
+            chain_id=chain_id,
         )
 
-    return _guard("EpochState", data, parse)
+    return read_whole("EpochState", data, parse)
 
 
 def encode_blocks(blocks: tuple[Block, ...] | list[Block]) -> bytes:
     w = Writer().u32(len(blocks))
     for b in blocks:
-        w.raw(encode_block(b))
+        w.raw(b.encode())
     return w.getvalue()
 
 
@@ -461,4 +341,4 @@ def decode_blocks(data: bytes) -> list[Block]:
             decode_block(r.raw("block", limit=MAX_MESSAGE_BYTES)) for _ in range(r.count("blocks"))
         ]
 
-    return _guard("Blocks", data, parse)
+    return read_whole("Blocks", data, parse)

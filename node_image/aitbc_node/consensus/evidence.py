@@ -1,44 +1,16 @@
 """Equivocation: detection (two signed votes or proposals for one (epoch, round) with different
-block ids), the pool of evidence a leader includes, and verification by every replica."""
+block ids) and the pool of evidence a leader includes. Verification is ``Verifier.evidence``.
+
+An offender is punished once per epoch (``Evidence.key`` is (offender, epoch)), so the pool keeps
+one piece of evidence per key: later offences of the same epoch add nothing.
+"""
 
 from __future__ import annotations
 
-from aitbc_node.consensus import codec
-from aitbc_node.consensus.types import EpochState, Evidence
-from aitbc_node.crypto import Domain, SignatureScheme
+from aitbc_node.consensus.types import Evidence
 
-_DOMAINS = {"vote": Domain.VOTE, "proposal": Domain.PROPOSAL}
-
-
-def verify_evidence(
-    ev: Evidence,
-    current: EpochState,
-    previous: EpochState | None,
-    scheme: SignatureScheme,
-) -> str | None:
-    """None when ``ev`` proves equivocation, else the reason it does not.
-
-    Evidence is accepted for the current epoch or the one before (keys are checked against the
-    validator set of the evidence's own epoch)."""
-    domain = _DOMAINS.get(ev.kind)
-    if domain is None:
-        return "evidence_unknown_kind"
-    if ev.epoch == current.epoch:
-        state = current
-    elif previous is not None and ev.epoch == previous.epoch:
-        state = previous
-    else:
-        return "evidence_wrong_epoch"
-    if not 0 <= ev.offender < len(state.validators):
-        return "evidence_unknown_offender"
-    if ev.block_a == ev.block_b:
-        return "evidence_same_block"
-    key = state.validators.validators[ev.offender].public_key
-    for block_id, signature in ((ev.block_a, ev.signature_a), (ev.block_b, ev.signature_b)):
-        message = codec.vote_message(ev.epoch, ev.round, block_id)
-        if not scheme.verify(key, domain, message, signature):
-            return "evidence_bad_signature"
-    return None
+#: Signed messages remembered before old rounds are forgotten.
+_SEEN_LIMIT = 50_000
 
 
 class EvidencePool:
@@ -46,46 +18,63 @@ class EvidencePool:
     committed. Messages reaching the pool were already verified."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, int, int, int], tuple[bytes, bytes]] = {}
-        self._pending: dict[tuple[int, int, int], Evidence] = {}
-        self._committed: set[tuple[int, int, int]] = set()
+        self._seen: dict[tuple[str, int, int, int], tuple[int, bytes, bytes]] = {}
+        self._pending: dict[tuple[int, int], Evidence] = {}
+        self._committed: set[tuple[int, int]] = set()
         self.found: list[Evidence] = []
 
     def observe(
-        self, kind: str, epoch: int, round_: int, signer: int, block_id: bytes, signature: bytes
+        self,
+        kind: str,
+        epoch: int,
+        round_: int,
+        signer: int,
+        height: int,
+        block_id: bytes,
+        signature: bytes,
     ) -> Evidence | None:
-        """Record a signed message; return new evidence when it conflicts with an earlier one."""
+        """Record a signed message; return new evidence when it conflicts with an earlier one
+        and its signer has none pending or committed for the epoch."""
         key = (kind, epoch, round_, signer)
         first = self._seen.get(key)
         if first is None:
-            self._seen[key] = (block_id, signature)
+            self._seen[key] = (height, block_id, signature)
             return None
-        if first[0] == block_id:
+        if first[1] == block_id or (signer, epoch) in self._pending:
             return None
-        a, b = sorted([first, (block_id, signature)])
-        ev = Evidence(kind, epoch, round_, signer, a[0], a[1], b[0], b[1])
-        if ev.key in self._pending or ev.key in self._committed:
+        if (signer, epoch) in self._committed:
             return None
+        a, b = sorted([first, (height, block_id, signature)], key=lambda item: item[1])
+        ev = Evidence(kind, epoch, round_, signer, a[0], a[1], a[2], b[0], b[1], b[2])
         self._pending[ev.key] = ev
         self.found.append(ev)
         return ev
+
+    def has_evidence(self, signer: int, epoch: int) -> bool:
+        """Evidence against ``signer`` for ``epoch`` is pending or committed."""
+        return (signer, epoch) in self._pending or (signer, epoch) in self._committed
 
     def add(self, ev: Evidence) -> None:
         """Evidence seen inside a (verified) proposal: keep it until it commits."""
         if ev.key not in self._committed:
             self._pending.setdefault(ev.key, ev)
 
-    def pending(self, limit: int) -> list[Evidence]:
+    def pending(self, limit: int, epoch: int) -> list[Evidence]:
+        """Up to ``limit`` uncommitted pieces of evidence a block of ``epoch`` may carry (of
+        that epoch or the one before); older ones can never commit and are dropped."""
+        stale = [key for key in self._pending if key[1] + 1 < epoch]
+        for key in stale:
+            del self._pending[key]
         return list(self._pending.values())[:limit]
 
     def mark_committed(self, ev: Evidence) -> None:
         self._committed.add(ev.key)
         self._pending.pop(ev.key, None)
 
-    def is_committed(self, key: tuple[int, int, int]) -> bool:
+    def is_committed(self, key: tuple[int, int]) -> bool:
         return key in self._committed
 
     def forget_before(self, epoch: int, round_: int) -> None:
-        if len(self._seen) < 50_000:
+        if len(self._seen) < _SEEN_LIMIT:
             return
         self._seen = {k: v for k, v in self._seen.items() if (k[1], k[2]) >= (epoch, round_)}

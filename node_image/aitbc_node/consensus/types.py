@@ -1,15 +1,19 @@
 """Records of the consensus core: validators, blocks, votes, certificates, evidence, epochs.
 
-All are frozen dataclasses. Ids and signed messages are computed from the canonical encoding in
-``codec`` so that what is hashed and signed is exactly what travels on the wire.
+All are frozen dataclasses. Each wire record writes its own canonical encoding (``write``, with
+the primitives of ``wire``); ``codec`` reads them back. A block's id is the hash of that
+encoding, so what is hashed and signed is exactly what travels on the wire.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
+
+from aitbc_node.consensus.wire import Writer
 
 
 class Mode(IntEnum):
@@ -44,6 +48,10 @@ MAX_TIMEOUT_DOUBLINGS = 2
 #: Consecutive timeouts tolerated at the base duration before backing off (one dead leader
 #: costs two: its own round and the round whose votes went to it).
 TIMEOUTS_BEFORE_BACKOFF = 2
+#: How far (ms) a proposal's timestamp may run ahead of the receiver's clock, and behind it
+#: (plus the round's duration) when the receiver votes: above any honest clock skew (a few
+#: seconds), far below what would distort the epoch's committed load figure for long.
+MAX_CLOCK_DRIFT_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -219,16 +227,24 @@ class QuorumCert:
     def signer_set(self) -> frozenset[int]:
         return bitmap_indices(self.signers)
 
+    def write(self, w: Writer) -> None:
+        w.u64(self.epoch).u64(self.round).u64(self.height).raw(self.block_id).raw(self.signers)
+        w.raw(self.signature)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
 
 @dataclass(frozen=True)
-class TimeoutCert:
-    """Aggregate of timeouts for (epoch, round), with the highest QC among them."""
+class TimeoutGroup:
+    """The timeouts of one TC whose senders claimed the same highest-QC round: each signed
+    (chain, epoch, round, ``high_qc_round``), so ``signature`` aggregates one message."""
 
-    epoch: int
-    round: int
+    high_qc_round: int
     signers: bytes
     signature: bytes
-    high_qc: QuorumCert
 
     @cached_property
     def signer_set(self) -> frozenset[int]:
@@ -236,22 +252,61 @@ class TimeoutCert:
 
 
 @dataclass(frozen=True)
+class TimeoutCert:
+    """Aggregate of timeouts for (epoch, round), grouped by the highest-QC round each sender
+    signed (groups in strictly decreasing round order), with the highest QC among them: its
+    round must equal the first group's signed round (checked by every receiver)."""
+
+    epoch: int
+    round: int
+    groups: tuple[TimeoutGroup, ...]
+    high_qc: QuorumCert
+
+    @cached_property
+    def signer_set(self) -> frozenset[int]:
+        out: set[int] = set()
+        for group in self.groups:
+            out |= group.signer_set
+        return frozenset(out)
+
+    @property
+    def high_qc_round(self) -> int:
+        """The highest QC round any signer signed (0 for an empty, invalid, certificate)."""
+        return self.groups[0].high_qc_round if self.groups else 0
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.epoch).u64(self.round).u32(len(self.groups))
+        for group in self.groups:
+            w.u64(group.high_qc_round).raw(group.signers).raw(group.signature)
+        self.high_qc.write(w)
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Two signatures by ``offender`` over different block ids for the same (epoch, round):
-    verifiable proof of equivocation. ``kind`` is "vote" or "proposal"."""
+    verifiable proof of equivocation. ``kind`` is "vote" or "proposal"; each signature covers
+    (chain, epoch, round, height, block id), so the heights travel with the ids."""
 
     kind: str
     epoch: int
     round: int
     offender: int
+    height_a: int
     block_a: bytes
     signature_a: bytes
+    height_b: int
     block_b: bytes
     signature_b: bytes
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.offender, self.epoch, self.round)
+    def key(self) -> tuple[int, int]:
+        """(offender, epoch): one offence is punished once per epoch, however many rounds."""
+        return (self.offender, self.epoch)
+
+    def write(self, w: Writer) -> None:
+        w.text(self.kind).u64(self.epoch).u64(self.round).u32(self.offender)
+        w.u64(self.height_a).raw(self.block_a).raw(self.signature_a)
+        w.u64(self.height_b).raw(self.block_b).raw(self.signature_b)
 
 
 @dataclass(frozen=True)
@@ -270,13 +325,37 @@ class Block:
 
     @cached_property
     def id(self) -> bytes:
-        from aitbc_node.consensus.codec import block_id
-
-        return block_id(self)
+        return hashlib.sha256(BLOCK_ID_TAG + self.encode()).digest()
 
     @property
     def tx_count(self) -> int:
         return sum(b.tx_count for b in self.batches)
+
+    def write(self, w: Writer) -> None:
+        w.u64(self.epoch).u64(self.round).u64(self.height).raw(self.parent_id).u32(self.proposer)
+        w.u64(self.timestamp_ms)
+        w.u32(len(self.batches))
+        for ref in self.batches:
+            w.raw(ref.digest).u32(ref.tx_count).u32(ref.author)
+        self.justify.write(w)
+        if self.tc is None:
+            w.u8(0)
+        else:
+            w.u8(1)
+            self.tc.write(w)
+        w.u32(len(self.evidence))
+        for ev in self.evidence:
+            ev.write(w)
+        w.raw(self.randao_reveal)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+
+#: Hash prefix of block ids.
+BLOCK_ID_TAG = b"AITBC/v1/block\x00"
 
 
 @dataclass(frozen=True)
@@ -319,7 +398,16 @@ class QcMsg:
     qc: QuorumCert
 
 
-Message = Proposal | Vote | Timeout | TimeoutCertMsg | QcMsg
+@dataclass(frozen=True)
+class EvidenceMsg:
+    """Evidence of equivocation, broadcast by the node that found it: only the next leader
+    sees a double vote, and the evidence must reach whoever leads next, or a lucky offender
+    would escape (it is also carried by every proposal until it commits)."""
+
+    evidence: Evidence
+
+
+Message = Proposal | Vote | Timeout | TimeoutCertMsg | QcMsg | EvidenceMsg
 
 
 @dataclass(frozen=True)
@@ -378,6 +466,8 @@ class EpochState:
     anchor_id: bytes
     anchor_qc: QuorumCert
     params: ConsensusParams = field(default_factory=ConsensusParams)
+    #: The chain every signature of the epoch is bound to (``signing.chain_tag``).
+    chain_id: str = field(kw_only=True)
 
     @property
     def end_height(self) -> int:

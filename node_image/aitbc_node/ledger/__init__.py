@@ -3,15 +3,14 @@
 Independent of the consensus package: it receives plain ints and bytes.
 """
 
+from aitbc_node.ledger.records import Account, BlockReceipt, Unbonding, ValidatorRecord
 from aitbc_node.ledger.state import (
     AUTHORITY_REWARD_PERCENT,
     NONCE_WINDOW,
+    REGISTRATION_LIMIT_REASONS,
     REJECT_REASONS,
     SLASH_DIVISOR,
-    Account,
-    BlockReceipt,
     LedgerState,
-    ValidatorRecord,
 )
 from aitbc_node.ledger.tx import (
     MAX_MEMO_BYTES,
@@ -33,6 +32,7 @@ __all__ = [
     "MAX_MEMO_BYTES",
     "MAX_TX_BYTES",
     "NONCE_WINDOW",
+    "REGISTRATION_LIMIT_REASONS",
     "REJECT_REASONS",
     "SLASH_DIVISOR",
     "Account",
@@ -40,6 +40,7 @@ __all__ = [
     "LedgerState",
     "Transaction",
     "TxKind",
+    "Unbonding",
     "ValidatorRecord",
     "decode_transaction",
     "sign_register",

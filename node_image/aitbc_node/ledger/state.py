@@ -13,11 +13,22 @@ registration gets the next index), and record lists always hold every registered
 indices 0..M-1 with no gaps: membership of an epoch's set is the ``active`` flag, so a validator
 that leaves keeps its slot (the consensus gives it no weight). The first epoch's set is every
 genesis validator. At ``advance_epoch`` the next set is: not slashed and (stake > 0 or
-authority), plus the validators registered during the ending epoch. A slashed validator stays
-active (and in the set) until then; ``slashed`` is permanent. Only active, unslashed validators
-earn rewards. Only a validator's reward address may STAKE or UNSTAKE for it, and unstaking is
-immediate (no unbonding period: a testnet simplification). Signatures are not checked here: the
-runtime verifies them (``verify_transaction_signature``) before a transaction reaches a batch.
+authority), plus the validators registered during the ending epoch, capped at
+``max_validators`` (authorities first, then the largest stakes, then the lowest index). A slashed
+validator stays active (and in the set) until then; ``slashed`` is permanent. Only active,
+unslashed validators earn rewards. Only a validator's reward address may STAKE or UNSTAKE for
+it. A registration needs ``min_stake`` and pays at least ``min_registration_fee``, and the
+registry holds at most ``MAX_REGISTERED_VALIDATORS`` (signer bitmaps stay within their limit).
+
+Unbonding and slashing. An epoch's voting power is the stake at its start, and evidence of an
+offence in epoch e commits at the latest in e + 1. UNSTAKE therefore moves the amount into an
+unbonding entry released to the reward address at the start of epoch (now +
+``unbonding_epochs``), and a slashing takes 10 % of the offender's bonded stake and of each of
+its unbonding entries: unstaking before the evidence commits escapes nothing. An offender is
+slashed once per epoch, however many rounds it equivocated in.
+
+Signatures are not checked here: only verified batches reach the replica that executes blocks
+(``aitbc_node.batch``), and the mempool verifies submissions (``verify_transaction_signature``).
 
 Rewards are accrued lazily: the per-validator payouts of a block only change when a validator
 does, so ``apply_block`` counts blocks and credits ``payout x blocks`` to the reward addresses
@@ -29,16 +40,25 @@ saved. Every observable value equals eager payment, at O(1) per block instead of
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from aitbc_node.crypto.hashing import tagged_hash
 from aitbc_node.crypto.registry import scheme_by_name
 from aitbc_node.crypto.scheme import SignatureScheme
-from aitbc_node.errors import DecodeError, LedgerError
-from aitbc_node.genesis import Genesis, LedgerParams
+from aitbc_node.errors import LedgerError
+from aitbc_node.genesis import MAX_REGISTERED_VALIDATORS, Genesis, LedgerParams
 from aitbc_node.ledger.account_root import AccountRoot
+from aitbc_node.ledger.records import Account, BlockReceipt, Unbonding, ValidatorRecord
+from aitbc_node.ledger.snapshot import (
+    LedgerContents,
+    decode_snapshot,
+    encode_indices,
+    encode_slash_events,
+    encode_snapshot,
+    encode_unbonding,
+    encode_validator,
+)
 from aitbc_node.ledger.tx import Transaction, TxKind
 
 #: How far ahead of an account's next nonce the mempool accepts a transaction.
@@ -62,50 +82,16 @@ REJECT_REASONS: tuple[str, ...] = (
     "insufficient_stake",
     "validator_slashed",
     "duplicate_validator",
+    "stake_below_minimum",
+    "fee_too_low",
+    "registry_full",
     "bad_signature",
 )
+#: The reasons a registration within a valid, signed transaction is refused for its size or
+#: the registry's: what a registration flood runs into.
+REGISTRATION_LIMIT_REASONS = frozenset({"stake_below_minimum", "fee_too_low", "registry_full"})
 
 _POP_CACHE_SIZE = 4096
-
-
-@dataclass
-class Account:
-    """An account's balance and its next expected nonce."""
-
-    balance: int
-    nonce: int
-
-
-@dataclass(frozen=True)
-class ValidatorRecord:
-    """A registered validator. ``active``: member of the epoch's set that the record list
-    describes; ``slashed``: punished for equivocation (permanent, out from the next epoch)."""
-
-    index: int
-    bls_public_key: bytes
-    stake: int
-    authority: bool
-    reward_address: bytes
-    active: bool
-    slashed: bool
-
-
-@dataclass(frozen=True)
-class BlockReceipt:
-    """What ``apply_block`` did.
-
-    ``rewards``: (validator index, amount credited to its reward address), by index, the
-    proposer's entry including fees and rounding remainders; ``slashed``: one validator index
-    per slashing event applied (in evidence order).
-    """
-
-    applied: tuple[bytes, ...]
-    skipped: tuple[tuple[bytes, str], ...]
-    rewards: tuple[tuple[int, int], ...]
-    slashed: tuple[int, ...]
-    fees: int
-    minted: int
-    burned: int
 
 
 _genesis_records_cache: list[tuple[Genesis, tuple[ValidatorRecord, ...]]] = []
@@ -157,7 +143,9 @@ class LedgerState:
         accounts: dict[bytes, Account],
         validators: list[ValidatorRecord],
         registered_this_epoch: Iterable[int] = (),
-        slash_events: Iterable[tuple[int, int, int]] = (),
+        slash_events: Iterable[tuple[int, int]] = (),
+        unbonding: Iterable[Unbonding] = (),
+        epoch: int = 1,
         minted_total: int = 0,
         burned_total: int = 0,
         genesis_supply: int | None = None,
@@ -176,6 +164,8 @@ class LedgerState:
         self._by_bls_key = {record.bls_public_key: record.index for record in validators}
         self._registered_this_epoch = list(registered_this_epoch)
         self._slash_events = set(slash_events)
+        self._unbonding = list(unbonding)
+        self.epoch = epoch
         self.minted_total = minted_total
         self.burned_total = burned_total
         self._pop_results: dict[tuple[bytes, bytes], bool] = {}
@@ -229,32 +219,47 @@ class LedgerState:
 
     def next_validator_records(self) -> tuple[ValidatorRecord, ...]:
         """What ``validator_records()`` will be after ``advance_epoch()``: ``active`` marks the
-        next set (not slashed, and stake > 0 or authority or registered during this epoch)."""
+        next set (not slashed, and stake > 0 or authority or registered during this epoch),
+        at most ``max_validators`` of them: authorities, then by stake, then by index."""
         registered = set(self._registered_this_epoch)
+        candidates = [r for r in self._validators if self._joins_next_epoch(r, registered)]
+        candidates.sort(key=lambda r: (not r.authority, -r.stake, r.index))
+        chosen = {r.index for r in candidates[: self.params.max_validators]}
         return tuple(
             record
-            if record.active == self._joins_next_epoch(record, registered)
+            if record.active == (record.index in chosen)
             else replace(record, active=not record.active)
             for record in self._validators
         )
+
+    def unbonding(self) -> tuple[Unbonding, ...]:
+        """Unstaked amounts not yet released, oldest first."""
+        return tuple(self._unbonding)
 
     def active_indices(self) -> tuple[int, ...]:
         """Indices of the current epoch's set."""
         return tuple(record.index for record in self._validators if record.active)
 
     def advance_epoch(self) -> None:
-        """Make the next epoch's set the current one."""
+        """Make the next epoch's set the current one and release the unbonding entries due."""
         records = self.next_validator_records()
         self._settle()
         self._validators[:] = records
         self._registered_this_epoch = []
         self._validators_changed()
+        self.epoch += 1
+        due = [entry for entry in self._unbonding if entry.release_epoch <= self.epoch]
+        self._unbonding = [entry for entry in self._unbonding if entry.release_epoch > self.epoch]
+        for entry in due:
+            self._credit(entry.owner, entry.amount)
 
     def total_supply(self) -> int:
-        """Sum of all balances and all stakes."""
+        """Sum of all balances, stakes and unbonding amounts."""
         self._settle()
-        return sum(account.balance for account in self._accounts.values()) + sum(
-            record.stake for record in self._validators
+        return (
+            sum(account.balance for account in self._accounts.values())
+            + sum(record.stake for record in self._validators)
+            + sum(entry.amount for entry in self._unbonding)
         )
 
     @property
@@ -283,7 +288,11 @@ class LedgerState:
             cost = tx.amount + tx.fee
         elif kind is TxKind.REGISTER_VALIDATOR:
             if tx.amount < self.params.min_stake:
-                return "invalid_amount"
+                return "stake_below_minimum"
+            if tx.fee < self.params.min_registration_fee:
+                return "fee_too_low"
+            if len(self._validators) >= MAX_REGISTERED_VALIDATORS:
+                return "registry_full"
             if tx.bls_public_key in self._by_bls_key:
                 return "duplicate_validator"
             cost = tx.amount + tx.fee
@@ -380,9 +389,11 @@ class LedgerState:
             record = self._validators[tx.validator]
             self._set_validator(replace(record, stake=record.stake + tx.amount))
         elif kind is TxKind.UNSTAKE:
-            account.balance += tx.amount - tx.fee
+            account.balance -= tx.fee
             record = self._validators[tx.validator]
             self._set_validator(replace(record, stake=record.stake - tx.amount))
+            release = self.epoch + self.params.unbonding_epochs
+            self._unbonding.append(Unbonding(tx.validator, sender, tx.amount, release))
         else:
             account.balance -= tx.amount + tx.fee
             index = len(self._validators)
@@ -498,21 +509,31 @@ class LedgerState:
         return tuple(payouts)
 
     def _slash(self, offenders: Sequence[tuple[int, int, int]]) -> tuple[tuple[int, ...], int]:
+        """Slash each (index, epoch, round) offender once per (index, epoch): a tenth of its
+        bonded stake and of each of its unbonding entries is burned."""
         slashed: list[int] = []
         burned = 0
-        for offender in offenders:
-            index, epoch, round_number = offender
-            event = (index, epoch, round_number)
+        for index, epoch, _round in offenders:
+            event = (index, epoch)
             if event in self._slash_events or not 0 <= index < len(self._validators):
                 continue
             self._slash_events.add(event)
             record = self._validators[index]
             penalty = record.stake // SLASH_DIVISOR
             self._set_validator(replace(record, stake=record.stake - penalty, slashed=True))
+            for position, entry in enumerate(self._unbonding):
+                if entry.validator == index:
+                    cut = entry.amount // SLASH_DIVISOR
+                    self._unbonding[position] = replace(entry, amount=entry.amount - cut)
+                    penalty += cut
             burned += penalty
             slashed.append(index)
         self.burned_total += burned
         return tuple(slashed), burned
+
+    def slash_events(self) -> tuple[tuple[int, int], ...]:
+        """Every (validator, epoch) slashed, sorted."""
+        return tuple(sorted(self._slash_events))
 
     # -- state root --------------------------------------------------------------------------
     def state_root(self) -> bytes:
@@ -523,15 +544,17 @@ class LedgerState:
         accounts_root = self._account_root.root(self._accounts)
         if self._validators_digest is None:
             self._validators_digest = hashlib.sha256(
-                b"".join(_encode_validator(record) for record in self._validators)
+                b"".join(encode_validator(record) for record in self._validators)
             ).digest()
         return tagged_hash(
             b"AITBC/v1/state",
             self.chain_id.encode(),
             accounts_root,
             self._validators_digest,
-            _encode_indices(self._registered_this_epoch),
-            _encode_slash_events(self._slash_events),
+            encode_indices(self._registered_this_epoch),
+            encode_slash_events(self._slash_events),
+            encode_unbonding(self._unbonding),
+            self.epoch.to_bytes(8, "big"),
             self.minted_total.to_bytes(16, "big"),
             self.burned_total.to_bytes(16, "big"),
             self.genesis_supply.to_bytes(16, "big"),
@@ -541,27 +564,20 @@ class LedgerState:
     def snapshot(self) -> bytes:
         """The whole state as bytes (``restore`` reads them back), with a sha256 trailer."""
         self._settle()
-        chain = self.chain_id.encode()
-        parts = [
-            _SNAPSHOT_MAGIC,
-            bytes([len(chain)]),
-            chain,
-            self.minted_total.to_bytes(16, "big"),
-            self.burned_total.to_bytes(16, "big"),
-            self.genesis_supply.to_bytes(16, "big"),
-            _COUNT.pack(len(self._accounts)),
-        ]
-        for address in sorted(self._accounts):
-            account = self._accounts[address]
-            parts.append(
-                address + account.balance.to_bytes(16, "big") + account.nonce.to_bytes(8, "big")
+        return encode_snapshot(
+            LedgerContents(
+                chain_id=self.chain_id,
+                accounts=self._accounts,
+                validators=self._validators,
+                registered=self._registered_this_epoch,
+                slash_events=sorted(self._slash_events),
+                unbonding=self._unbonding,
+                epoch=self.epoch,
+                minted_total=self.minted_total,
+                burned_total=self.burned_total,
+                genesis_supply=self.genesis_supply,
             )
-        parts.append(_COUNT.pack(len(self._validators)))
-        parts.extend(_encode_validator(record) for record in self._validators)
-        parts.append(_encode_indices(self._registered_this_epoch))
-        parts.append(_encode_slash_events(self._slash_events))
-        body = b"".join(parts)
-        return body + hashlib.sha256(body).digest()
+        )
 
     @classmethod
     def restore(
@@ -569,127 +585,18 @@ class LedgerState:
     ) -> LedgerState:
         """The state saved by ``snapshot``; raises ``DecodeError`` when the bytes are corrupt or
         belong to another chain than ``genesis``."""
-        return _SnapshotReader(raw, genesis).read(
-            scheme if scheme is not None else scheme_by_name("real")
-        )
-
-
-# -- encodings -------------------------------------------------------------------------------
-_SNAPSHOT_MAGIC = b"AITBCLS1"
-_COUNT = struct.Struct(">I")
-_SLASH_EVENT = struct.Struct(">IQQ")
-_ACCOUNT_BYTES = 32 + 16 + 8
-_VALIDATOR_BYTES = 48 + 16 + 1 + 32
-_AUTHORITY, _ACTIVE, _SLASHED = 1, 2, 4
-
-
-def _encode_validator(record: ValidatorRecord) -> bytes:
-    flags = (
-        (_AUTHORITY if record.authority else 0)
-        | (_ACTIVE if record.active else 0)
-        | (_SLASHED if record.slashed else 0)
-    )
-    return (
-        record.bls_public_key
-        + record.stake.to_bytes(16, "big")
-        + bytes([flags])
-        + record.reward_address
-    )
-
-
-def _encode_indices(indices: Sequence[int]) -> bytes:
-    return _COUNT.pack(len(indices)) + b"".join(_COUNT.pack(index) for index in indices)
-
-
-def _encode_slash_events(events: Iterable[tuple[int, int, int]]) -> bytes:
-    ordered = sorted(events)
-    return _COUNT.pack(len(ordered)) + b"".join(_SLASH_EVENT.pack(*event) for event in ordered)
-
-
-class _SnapshotReader:
-    def __init__(self, raw: bytes, genesis: Genesis) -> None:
-        self.raw = bytes(raw)
-        self.genesis = genesis
-        self.offset = 0
-
-    def _fail(self, problem: str) -> DecodeError:
-        return DecodeError(
-            f"ledger snapshot ({len(self.raw)} bytes) {problem}: the stored state is corrupt; "
-            "resync the node from peers"
-        )
-
-    def _take(self, size: int, what: str) -> bytes:
-        end = self.offset + size
-        if end > len(self.raw) - 32:
-            raise self._fail(f"is truncated in {what} at offset {self.offset}")
-        chunk = self.raw[self.offset : end]
-        self.offset = end
-        return chunk
-
-    def _int(self, size: int, what: str) -> int:
-        return int.from_bytes(self._take(size, what), "big")
-
-    def _indices(self, what: str, limit: int) -> list[int]:
-        count = self._int(4, what)
-        indices = [self._int(4, what) for _ in range(count)]
-        if any(index >= limit for index in indices):
-            raise self._fail(f"has a {what} index beyond the {limit} validators")
-        return indices
-
-    def read(self, scheme: SignatureScheme) -> LedgerState:
-        raw = self.raw
-        if len(raw) < len(_SNAPSHOT_MAGIC) + 32 or not raw.startswith(_SNAPSHOT_MAGIC):
-            raise self._fail(f"does not start with {_SNAPSHOT_MAGIC!r}")
-        if hashlib.sha256(raw[:-32]).digest() != raw[-32:]:
-            raise self._fail("fails its sha256 checksum")
-        self.offset = len(_SNAPSHOT_MAGIC)
-        chain_length = self._int(1, "chain id length")
-        chain_id = self._take(chain_length, "chain id").decode(errors="replace")
-        if chain_id != self.genesis.chain_id:
-            raise DecodeError(
-                f"ledger snapshot belongs to chain {chain_id!r}, not {self.genesis.chain_id!r}: "
-                "the data directory is from another testnet; wipe it or use its genesis"
-            )
-        minted = self._int(16, "minted total")
-        burned = self._int(16, "burned total")
-        genesis_supply = self._int(16, "genesis supply")
-        accounts: dict[bytes, Account] = {}
-        for _ in range(self._int(4, "account count")):
-            entry = self._take(_ACCOUNT_BYTES, "accounts")
-            accounts[entry[:32]] = Account(
-                balance=int.from_bytes(entry[32:48], "big"),
-                nonce=int.from_bytes(entry[48:56], "big"),
-            )
-        validators: list[ValidatorRecord] = []
-        for index in range(self._int(4, "validator count")):
-            entry = self._take(_VALIDATOR_BYTES, "validators")
-            flags = entry[64]
-            validators.append(
-                ValidatorRecord(
-                    index=index,
-                    bls_public_key=entry[:48],
-                    stake=int.from_bytes(entry[48:64], "big"),
-                    authority=bool(flags & _AUTHORITY),
-                    reward_address=entry[65:97],
-                    active=bool(flags & _ACTIVE),
-                    slashed=bool(flags & _SLASHED),
-                )
-            )
-        registered = self._indices("registration", len(validators))
-        slash_events = []
-        for _ in range(self._int(4, "slashing event count")):
-            slash_events.append(_SLASH_EVENT.unpack(self._take(_SLASH_EVENT.size, "slashing")))
-        if self.offset != len(raw) - 32:
-            raise self._fail(f"has {len(raw) - 32 - self.offset} unexpected trailing bytes")
-        return LedgerState(
-            chain_id=chain_id,
-            params=self.genesis.ledger,
-            scheme=scheme,
-            accounts=accounts,
-            validators=validators,
-            registered_this_epoch=registered,
-            slash_events=slash_events,
-            minted_total=minted,
-            burned_total=burned,
-            genesis_supply=genesis_supply,
+        contents = decode_snapshot(raw, genesis.chain_id)
+        return cls(
+            chain_id=contents.chain_id,
+            params=genesis.ledger,
+            scheme=scheme if scheme is not None else scheme_by_name("real"),
+            accounts=contents.accounts,
+            validators=contents.validators,
+            registered_this_epoch=contents.registered,
+            slash_events=contents.slash_events,
+            unbonding=contents.unbonding,
+            epoch=contents.epoch,
+            minted_total=contents.minted_total,
+            burned_total=contents.burned_total,
+            genesis_supply=contents.genesis_supply,
         )

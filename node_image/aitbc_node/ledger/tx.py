@@ -19,6 +19,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 
 from aitbc_node.crypto.ed25519 import Ed25519KeyPair, ed25519_sign, ed25519_verify
 from aitbc_node.crypto.hashing import Domain
@@ -333,7 +334,8 @@ def sign_transfer(
     return sign_transaction(keys, unsigned)
 
 
-def sign_stake(
+def sign_stake_change(
+    kind: TxKind,
     keys: Ed25519KeyPair,
     chain_id: str,
     validator: int,
@@ -342,10 +344,13 @@ def sign_stake(
     fee: int = 0,
     memo: bytes = b"",
 ) -> Transaction:
-    """A signed STAKE: moves ``amount`` from the sender's balance to ``validator``'s stake
-    (the sender must be the validator's reward address)."""
+    """A signed STAKE (``amount`` from the sender's balance to ``validator``'s stake) or UNSTAKE
+    (``amount`` of its stake into unbonding, paid back to the sender when the unbonding period
+    ends). The sender must be the validator's reward address."""
+    if kind not in (TxKind.STAKE, TxKind.UNSTAKE):
+        raise TransactionError(f"sign_stake_change signs STAKE or UNSTAKE, not {kind.name}")
     unsigned = Transaction(
-        kind=TxKind.STAKE,
+        kind=kind,
         chain_id=chain_id,
         sender=keys.public,
         nonce=nonce,
@@ -357,28 +362,10 @@ def sign_stake(
     return sign_transaction(keys, unsigned)
 
 
-def sign_unstake(
-    keys: Ed25519KeyPair,
-    chain_id: str,
-    validator: int,
-    amount: int,
-    nonce: int,
-    fee: int = 0,
-    memo: bytes = b"",
-) -> Transaction:
-    """A signed UNSTAKE: moves ``amount`` of ``validator``'s stake back to the sender's balance
-    (the sender must be the validator's reward address)."""
-    unsigned = Transaction(
-        kind=TxKind.UNSTAKE,
-        chain_id=chain_id,
-        sender=keys.public,
-        nonce=nonce,
-        fee=fee,
-        amount=amount,
-        validator=validator,
-        memo=memo,
-    )
-    return sign_transaction(keys, unsigned)
+#: ``sign_stake(keys, chain_id, validator, amount, nonce, fee=0, memo=b"")``: a signed STAKE.
+sign_stake = partial(sign_stake_change, TxKind.STAKE)
+#: ``sign_unstake(keys, chain_id, validator, amount, nonce, fee=0, memo=b"")``: a signed UNSTAKE.
+sign_unstake = partial(sign_stake_change, TxKind.UNSTAKE)
 
 
 def sign_register(

@@ -11,7 +11,11 @@ Kinds and their parameters (a spec is ``{"kind": ..., <params>..., "duration_s":
 - ``loss`` ``{rate: 0..1, peers = all}``: drop each message with probability ``rate``.
 - ``pause`` ``{}``: stop processing consensus events and timers until cleared (gRPC still
   answers status).
-- ``equivocate`` ``{}``: byzantine double signing.
+- ``byzantine`` ``{behaviour: NAME, <the behaviour's params>}``: switch the node into one of
+  ``aitbc_node.byzantine.BEHAVIOURS`` (several byzantine faults stack, applied in the order they
+  were set).
+- ``equivocate`` ``{}``: kept as an alias of ``{"kind": "byzantine", "behaviour":
+  "equivocate"}`` (its ``aitbc_fault_active`` label stays ``equivocate``).
 
 Clearing every fault (``clear(None)``, HTTP ``DELETE /admin/faults``) heals the node.
 """
@@ -27,12 +31,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aitbc_node.byzantine import BehaviourError, BehaviourSpec, parse_behaviour
 from aitbc_node.errors import AitbcError
+from aitbc_node.validation import describe
 
 if TYPE_CHECKING:
     from aitbc_node.ops.metrics import NodeMetrics
 
-FAULT_KINDS: tuple[str, ...] = ("partition", "delay", "loss", "pause", "equivocate")
+FAULT_KINDS: tuple[str, ...] = ("partition", "delay", "loss", "pause", "byzantine", "equivocate")
 #: Faults active at once, at most (a bound on memory for a hostile client).
 MAX_ACTIVE_FAULTS = 64
 #: Peer ids in one spec, at most (the staging network has 1,000 validators).
@@ -97,6 +103,8 @@ PARAMS_BY_KIND: dict[str, type[BaseModel]] = {
     "pause": NoParams,
     "equivocate": NoParams,
 }
+#: The byzantine kind's params: ``behaviour`` plus that behaviour's own (``byzantine.CATALOGUE``).
+BYZANTINE = "byzantine"
 _TOP_LEVEL = ("kind", "duration_s", "params")
 
 
@@ -123,7 +131,7 @@ def parse_fault_spec(spec: object, peer_ids: Collection[int] | None = None) -> F
         raise FaultSpecError(
             f"field kind is missing: use one of {', '.join(FAULT_KINDS)}", field="kind"
         )
-    if not isinstance(kind, str) or kind not in PARAMS_BY_KIND:
+    if not isinstance(kind, str) or kind not in FAULT_KINDS:
         shown = repr(kind)[:40]
         raise FaultSpecError(
             f"field kind is {shown}: use one of {', '.join(FAULT_KINDS)}", field="kind"
@@ -148,11 +156,19 @@ def parse_fault_spec(spec: object, peer_ids: Collection[int] | None = None) -> F
     else:
         params = {key: value for key, value in spec.items() if key not in _TOP_LEVEL}
         prefix = ""
+    if kind == BYZANTINE:
+        rest = {key: value for key, value in params.items() if key != "behaviour"}
+        try:
+            behaviour = parse_behaviour(params.get("behaviour"), rest, prefix)
+        except BehaviourError as error:
+            raise FaultSpecError(str(error), field=error.field) from None
+        return FaultSpec(kind, {"behaviour": behaviour.name, **behaviour.params}, duration_s)
     model = PARAMS_BY_KIND[kind]
     try:
         validated = model.model_validate(params)
     except ValidationError as error:
-        raise _spec_error(error, kind, model, prefix) from None
+        message, field = describe(error, kind, model, prefix)
+        raise FaultSpecError(message, field=field) from None
     values = validated.model_dump(exclude_none=True)
     if "peers" in values:
         values["peers"] = sorted(set(values["peers"]))
@@ -176,25 +192,6 @@ def _duration(value: object) -> float | None:
             field="duration_s",
         )
     return seconds
-
-
-def _spec_error(
-    error: ValidationError, kind: str, model: type[BaseModel], prefix: str
-) -> FaultSpecError:
-    detail = error.errors()[0]
-    loc = ".".join(str(part) for part in detail["loc"])
-    where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "<body>"
-    allowed = ", ".join(model.model_fields) or "none"
-    if detail["type"] == "extra_forbidden":
-        message = f"field {where[:60]}: {kind} takes no such parameter (it takes: {allowed})"
-    elif detail["type"] == "missing":
-        message = f"field {where}: required for {kind}"
-    else:
-        message = f"field {where}: {detail['msg']}"
-        value = detail.get("input")
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            message += f" (got {repr(value)[:40]})"
-    return FaultSpecError(message, field=where[:60])
 
 
 def _check_peers(peers: list[int], peer_ids: Collection[int] | None, where: str) -> None:
@@ -247,7 +244,8 @@ class _Effects:
     #: (delay s, jitter s, peers or None for every peer)
     delays: tuple[tuple[float, float, frozenset[int] | None], ...] = ()
     paused: bool = False
-    equivocating: bool = False
+    #: Byzantine behaviours, in the order their faults were applied.
+    behaviours: tuple[BehaviourSpec, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -256,8 +254,14 @@ def _effects(faults: Collection[ActiveFault]) -> _Effects:
     losses: list[tuple[float, frozenset[int] | None]] = []
     delays: list[tuple[float, float, frozenset[int] | None]] = []
     counts = dict.fromkeys(FAULT_KINDS, 0)
+    behaviours: list[BehaviourSpec] = []
     for fault in faults:
         counts[fault.kind] += 1
+        if fault.kind == BYZANTINE:
+            params = dict(fault.params)
+            behaviours.append(BehaviourSpec(str(params.pop("behaviour")), params))
+        elif fault.kind == "equivocate":
+            behaviours.append(BehaviourSpec("equivocate", {}))
         peers = fault.params.get("peers")
         scope = frozenset(peers) if peers is not None else None
         if fault.kind == "partition":
@@ -277,7 +281,7 @@ def _effects(faults: Collection[ActiveFault]) -> _Effects:
         losses=tuple(losses),
         delays=tuple(delays),
         paused=counts["pause"] > 0,
-        equivocating=counts["equivocate"] > 0,
+        behaviours=tuple(behaviours),
         counts=counts,
     )
 
@@ -285,7 +289,7 @@ def _effects(faults: Collection[ActiveFault]) -> _Effects:
 class FaultController:
     """The node's active faults. ``apply``/``clear``/``expire`` change them (then call
     ``on_change`` and, when given, update ``aitbc_fault_active{kind}`` on ``metrics``); the
-    runtime's per-message queries (``drops``, ``delay_s``, ``paused``, ``equivocating``) read a
+    runtime's per-message queries (``drops``, ``delay_s``, ``paused``, ``behaviours``) read a
     precomputed snapshot and take no lock.
 
     ``peer_ids``: the peers a ``peers`` list may name (None: any id). ``clock`` (monotonic
@@ -407,8 +411,13 @@ class FaultController:
         return self._effects.paused
 
     @property
+    def behaviours(self) -> tuple[BehaviourSpec, ...]:
+        """The byzantine behaviours in force, in the order they were applied."""
+        return self._effects.behaviours
+
+    @property
     def equivocating(self) -> bool:
-        return self._effects.equivocating
+        return any(spec.name == "equivocate" for spec in self._effects.behaviours)
 
     @property
     def partitioned_peers(self) -> frozenset[int]:

@@ -19,7 +19,10 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from aitbc_node.ledger import REJECT_REASONS
+from aitbc_node.byzantine import BEHAVIOURS
+from aitbc_node.consensus.reasons import REJECT_REASONS
+from aitbc_node.ledger import REJECT_REASONS as LEDGER_REJECT_REASONS
+from aitbc_node.ops.faults import FAULT_KINDS
 
 #: Buckets of the finality and block-commit histograms: 5 ms to 60 s (the client's defaults
 #: stop at 10 s, below a SECURE-mode finality under faults).
@@ -36,9 +39,13 @@ NODE_REJECT_REASONS: tuple[str, ...] = (
     "too_large",
 )
 #: Every reason label of ``aitbc_txs_rejected_total`` created up front.
-ALL_REJECT_REASONS: tuple[str, ...] = tuple(dict.fromkeys(REJECT_REASONS + NODE_REJECT_REASONS))
-#: Fault kinds (the label values of ``aitbc_fault_active``), as in ``aitbc_node.ops.faults``.
-FAULT_KIND_LABELS: tuple[str, ...] = ("partition", "delay", "loss", "pause", "equivocate")
+ALL_REJECT_REASONS: tuple[str, ...] = tuple(
+    dict.fromkeys(LEDGER_REJECT_REASONS + NODE_REJECT_REASONS)
+)
+#: Fault kinds (the label values of ``aitbc_fault_active``).
+FAULT_KIND_LABELS: tuple[str, ...] = FAULT_KINDS
+#: Label values of ``aitbc_byzantine_rejected_total{reason}``.
+BYZANTINE_REJECT_REASONS: tuple[str, ...] = REJECT_REASONS
 #: ``aitbc_consensus_mode`` values.
 MODE_VALUES: dict[str, int] = {"fast": 0, "balanced": 1, "secure": 2}
 
@@ -60,6 +67,8 @@ DESIGN_METRIC_NAMES: tuple[str, ...] = (
     "aitbc_peers_connected",
     "aitbc_fault_active",
 )
+#: The metric families of byzantine faults (issue 10), beyond DESIGN.md's.
+BYZANTINE_METRIC_NAMES: tuple[str, ...] = ("aitbc_byzantine_actions", "aitbc_byzantine_rejected")
 
 
 class NodeMetrics:
@@ -76,73 +85,67 @@ class NodeMetrics:
         process_metrics: bool = True,
     ) -> None:
         self.registry = registry
-        self.block_height = Gauge(
-            "aitbc_block_height", "Height of the last committed block", registry=registry
+
+        def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+            return Gauge(f"aitbc_{name}", doc, labels, registry=registry)
+
+        def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(f"aitbc_{name}", doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str) -> Histogram:
+            return Histogram(f"aitbc_{name}", doc, buckets=LATENCY_BUCKETS, registry=registry)
+
+        self.block_height = gauge("block_height", "Height of the last committed block")
+        self.round = gauge("round", "Current consensus round")
+        self.epoch = gauge("epoch", "Current epoch")
+        self.consensus_mode = gauge(
+            "consensus_mode", "Consensus mode in force: 0 fast, 1 balanced, 2 secure"
         )
-        self.round = Gauge("aitbc_round", "Current consensus round", registry=registry)
-        self.epoch = Gauge("aitbc_epoch", "Current epoch", registry=registry)
-        self.consensus_mode = Gauge(
-            "aitbc_consensus_mode",
-            "Consensus mode in force: 0 fast, 1 balanced, 2 secure",
-            registry=registry,
+        self.blocks_committed_total = counter("blocks_committed", "Blocks committed by this node")
+        self.txs_submitted_total = counter(
+            "txs_submitted", "Transactions received from clients (accepted or not)"
         )
-        self.blocks_committed_total = Counter(
-            "aitbc_blocks_committed", "Blocks committed by this node", registry=registry
+        self.txs_committed_total = counter(
+            "txs_committed", "Transactions in blocks this node committed"
         )
-        self.txs_submitted_total = Counter(
-            "aitbc_txs_submitted",
-            "Transactions received from clients (accepted or not)",
-            registry=registry,
+        self.txs_rejected_total = counter(
+            "txs_rejected", "Transactions rejected, by reason", ["reason"]
         )
-        self.txs_committed_total = Counter(
-            "aitbc_txs_committed", "Transactions in blocks this node committed", registry=registry
+        self.tx_finality_seconds = histogram(
+            "tx_finality_seconds", "Seconds from a transaction's arrival to the commit of its block"
         )
-        self.txs_rejected_total = Counter(
-            "aitbc_txs_rejected",
-            "Transactions rejected, by reason",
+        self.block_commit_latency_seconds = histogram(
+            "block_commit_latency_seconds", "Seconds from a block's proposal to its commit"
+        )
+        self.timeouts_total = counter("timeouts", "Rounds this node timed out of")
+        self.slashing_events_total = counter(
+            "slashing_events", "Equivocation evidence committed (slashings)"
+        )
+        self.mempool_txs = gauge("mempool_txs", "Transactions waiting in the mempool")
+        self.peers_connected = gauge("peers_connected", "Peers with a live stream to this node")
+        self.fault_active = gauge(
+            "fault_active", "Injected faults active on this node, by kind", ["kind"]
+        )
+        self.byzantine_actions_total = counter(
+            "byzantine_actions",
+            "Attack actions this node performed (a byzantine fault), by behaviour",
+            ["behaviour"],
+        )
+        self.byzantine_rejected_total = counter(
+            "byzantine_rejected",
+            "Peer messages, batches or transactions this node refused as hostile, by reason",
             ["reason"],
-            registry=registry,
         )
-        self.tx_finality_seconds = Histogram(
-            "aitbc_tx_finality_seconds",
-            "Seconds from a transaction's arrival to the commit of its block",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.block_commit_latency_seconds = Histogram(
-            "aitbc_block_commit_latency_seconds",
-            "Seconds from a block's proposal to its commit",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.timeouts_total = Counter(
-            "aitbc_timeouts", "Rounds this node timed out of", registry=registry
-        )
-        self.slashing_events_total = Counter(
-            "aitbc_slashing_events",
-            "Equivocation evidence committed (slashings)",
-            registry=registry,
-        )
-        self.mempool_txs = Gauge(
-            "aitbc_mempool_txs", "Transactions waiting in the mempool", registry=registry
-        )
-        self.peers_connected = Gauge(
-            "aitbc_peers_connected", "Peers with a live stream to this node", registry=registry
-        )
-        self.fault_active = Gauge(
-            "aitbc_fault_active",
-            "Injected faults active on this node, by kind",
-            ["kind"],
-            registry=registry,
-        )
-        self.validator_index = Gauge(
-            "aitbc_validator_index", "This node's validator index", registry=registry
-        )
+        self.validator_index = gauge("validator_index", "This node's validator index")
         self.validator_index.set(validator_index)
         for reason in ALL_REJECT_REASONS:
             self.txs_rejected_total.labels(reason=reason)
         for kind in FAULT_KIND_LABELS:
             self.fault_active.labels(kind=kind).set(0)
+        for behaviour in BEHAVIOURS:
+            self.byzantine_actions_total.labels(behaviour=behaviour)
+        for reason in BYZANTINE_REJECT_REASONS:
+            self.byzantine_rejected_total.labels(reason=reason)
         if process_metrics:
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
@@ -187,3 +190,12 @@ class NodeMetrics:
     def set_fault_active(self, kind: str, count: int) -> None:
         """Set ``aitbc_fault_active{kind}`` to the number of active faults of that kind."""
         self.fault_active.labels(kind=kind).set(count)
+
+    def byzantine_acted(self, performed: dict[str, int]) -> None:
+        """Count attack actions per behaviour (``aitbc_byzantine_actions_total``)."""
+        for behaviour, n in performed.items():
+            self.byzantine_actions_total.labels(behaviour=behaviour).inc(n)
+
+    def byzantine_rejected(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` hostile things refused for ``reason`` (byzantine_rejected_total)."""
+        self.byzantine_rejected_total.labels(reason=reason).inc(n)

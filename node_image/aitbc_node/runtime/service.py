@@ -3,22 +3,23 @@ streams. Hostile input gets a precise status and never crashes the node."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 
+from aitbc_node.batch import decode_batch
 from aitbc_node.consensus import codec
-from aitbc_node.consensus.codec import MAX_MESSAGE_BYTES, Kind
+from aitbc_node.consensus.codec import Kind
+from aitbc_node.consensus.reasons import Reason
+from aitbc_node.consensus.wire import MAX_MESSAGE_BYTES
 from aitbc_node.ledger.tx import tx_id
 from aitbc_node.proto.aitbc.v1 import node_pb2, node_pb2_grpc
-from aitbc_node.replica import decode_batch
 from aitbc_node.storage.store import StoredBlock
 
 if TYPE_CHECKING:
-    from aitbc_node.runtime.node import CommitNotice, ValidatorNode
+    from aitbc_node.runtime.node import ValidatorNode
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ class PublicService(node_pb2_grpc.NodeServicer):
         self, request: node_pb2.CommitStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[node_pb2.CommitEvent]:
         node = self.node
-        queue: asyncio.Queue[CommitNotice | None] = asyncio.Queue(4096)
-        node.subscribers.add(queue)
+        queue = node.commits.subscribe()
         try:
             if request.from_height:
                 # Subscribed above with no await since: every later commit is in the queue.
@@ -93,7 +93,7 @@ class PublicService(node_pb2_grpc.NodeServicer):
                     proposed_time=notice.proposed_time,
                 )
         finally:
-            node.subscribers.discard(queue)
+            node.commits.unsubscribe(queue)
 
     async def GetStatus(
         self, request: node_pb2.StatusRequest, context: grpc.aio.ServicerContext
@@ -211,6 +211,7 @@ class PeerService(node_pb2_grpc.PeerServicer):
     ) -> None:
         node = self.node
         if chain_id != node.chain_id:
+            node.rejections.reject(sender, Reason.WRONG_CHAIN)
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"chain {chain_id!r}; this node runs {node.chain_id!r}",
@@ -244,7 +245,11 @@ class PeerService(node_pb2_grpc.PeerServicer):
                 await self._check_peer(msg.chain_id, msg.sender, context)
                 sender = msg.sender
                 continue
-            if msg.sender != sender or len(msg.payload) > MAX_MESSAGE_BYTES:
+            if msg.sender != sender:
+                node.rejections.reject(sender, Reason.SENDER_MISMATCH)
+                continue
+            if len(msg.payload) > MAX_MESSAGE_BYTES:
+                node.rejections.reject(sender, Reason.OVERSIZED_MESSAGE)
                 continue
             received += 1
             try:
@@ -263,7 +268,7 @@ class PeerService(node_pb2_grpc.PeerServicer):
         node = self.node
         found = []
         for digest in list(request.digests)[:MAX_FETCH_DIGESTS]:
-            data = node._batch_encodings.get(digest)
+            data = node.batches.encoding(digest)
             if data is not None:
                 found.append(data)
         return node_pb2.FetchBatchesResponse(batches=found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aitbc_node.byzantine import BehaviourError, parse_behaviour
 from aitbc_node.errors import ConfigError
 
 #: Shortest epoch a genesis accepts (``ConsensusGenesis.epoch_length``).
@@ -35,6 +36,18 @@ class CrashSpec:
 
 
 @dataclass(frozen=True)
+class ByzantineSpec:
+    """Validators ``ids`` run ``behaviour`` (with ``params``, see ``aitbc_node.byzantine``)
+    from ``start_s`` until ``end_s`` (None: to the end of the run), simulated seconds."""
+
+    ids: tuple[int, ...]
+    behaviour: str
+    params: tuple[tuple[str, object], ...] = ()
+    start_s: float = 0.0
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
 class SimConfig:
     validators: int
     authorities: int
@@ -48,6 +61,9 @@ class SimConfig:
     crashes: tuple[CrashSpec, ...] = ()
     equivocators: int = 0
     equivocator_ids: tuple[int, ...] = ()
+    byzantine: tuple[ByzantineSpec, ...] = ()
+    #: Honest validators' clocks are off by a uniform draw in [-clock_skew_ms, clock_skew_ms].
+    clock_skew_ms: float = 0.0
     crypto: str = "real"
     stake: str = "equal"
     epoch_length: int = 100
@@ -55,6 +71,9 @@ class SimConfig:
     load_tps: float = 1000.0
     load_nodes: int = 4
     max_simulated_s: float | None = None
+    #: Run on until every honest node has this many blocks more than the highest height any
+    #: honest node had when the last fault ended (0: ``blocks`` alone decides).
+    progress_after_faults: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,9 +127,27 @@ class SimConfig:
                 problems.append(f"--crash count {c.count}: must be 1..{self.validators}")
         if self.equivocators < 0 or self.equivocators > self.validators:
             problems.append(f"--equivocators {self.equivocators}: must be 0..{self.validators}")
+        if self.clock_skew_ms < 0:
+            problems.append(f"--clock-skew-ms {self.clock_skew_ms}: must be >= 0")
+        for b in self.byzantine:
+            problems.extend(_byzantine_problems(b, self.validators))
         if problems:
             raise ConfigError("; ".join(problems))
 
     @property
     def effective_jitter_ms(self) -> float:
         return self.latency_ms / 4 if self.jitter_ms is None else self.jitter_ms
+
+
+def _byzantine_problems(spec: ByzantineSpec, validators: int) -> list[str]:
+    shown = f"--byzantine {','.join(map(str, spec.ids))}:{spec.behaviour}"
+    problems = []
+    if not spec.ids or any(not 0 <= i < validators for i in spec.ids):
+        problems.append(f"{shown}: ids must be validators 0..{validators - 1}")
+    if spec.start_s < 0 or (spec.end_s is not None and spec.end_s <= spec.start_s):
+        problems.append(f"{shown}: START must be >= 0 and below END")
+    try:
+        parse_behaviour(spec.behaviour, dict(spec.params))
+    except BehaviourError as error:
+        problems.append(f"{shown}: {error}")
+    return problems

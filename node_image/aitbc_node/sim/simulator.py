@@ -3,10 +3,11 @@
 Every validator is a real ``ConsensusCore`` + ``Replica`` (ledger, batch store, epochs). The
 simulator owns time and the network: per-message latency with jitter (so reordering), drops,
 partitions by ids or by a fraction of voting power, crashes and restarts from persisted state
-(safety state, committed chain, ledger, stored uncommitted blocks and highest QC), and
-equivocating validators. Each node is a single CPU:
-signature work is charged from a cost model, so a 1,000-validator leader really is a bottleneck.
-Same config and seed, same run.
+(safety state, committed chain, ledger, stored uncommitted blocks and highest QC), honest clock
+skew, and byzantine validators running the runtime's own ``Attacker`` (``sim.attacks``). Each
+node is a single CPU: signature work is charged from a cost model, so a 1,000-validator leader
+really is a bottleneck. Batches pass the runtime's own check (``batch.verify_batch``) wherever
+they arrive. Same config and seed, same run.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aitbc_node.batch import Batch, VerifiedBatch, verify_batch
+from aitbc_node.byzantine import DriverAction, ForgedBatch, RawMessage
 from aitbc_node.chain import consensus_params, first_epoch, genesis_block
 from aitbc_node.consensus.actions import (
     Action,
@@ -27,12 +29,14 @@ from aitbc_node.consensus.actions import (
     EvidenceFound,
     FetchBatches,
     PersistSafety,
+    Rejected,
     RequestSync,
     RoundTimedOut,
     ScheduleTick,
     Send,
 )
 from aitbc_node.consensus.core import ConsensusCore
+from aitbc_node.consensus.reasons import Reason
 from aitbc_node.consensus.types import (
     BLOCK_INTERVAL_MS,
     Block,
@@ -41,12 +45,18 @@ from aitbc_node.consensus.types import (
     QuorumCert,
     SafetyState,
 )
-from aitbc_node.crypto import KeyPair, scheme_by_name, testnet_bls_keypair
-from aitbc_node.genesis import Genesis, make_testnet_genesis
+from aitbc_node.consensus.wire import MAX_MESSAGE_BYTES
+from aitbc_node.crypto import KeyPair, scheme_by_name, testnet_account_keypair, testnet_bls_keypair
+from aitbc_node.errors import DecodeError
+from aitbc_node.genesis import REWARD_ACCOUNT_OFFSET, make_testnet_genesis
 from aitbc_node.ledger.state import LedgerState
-from aitbc_node.replica import Batch, Replica
+from aitbc_node.ledger.tx import decode_transaction, verify_transaction_signature
+from aitbc_node.replica import BatchAdmission, CommitRecord, Replica
+from aitbc_node.sim.attacks import SimAttacks, byzantine_specs
 from aitbc_node.sim.config import SimConfig
 from aitbc_node.sim.costing import CostedScheme
+from aitbc_node.sim.partitions import PartitionWindow, partition_report, voting_power_side
+from aitbc_node.sim.result import SimResult, percentile
 
 #: Fixed CPU cost (ms) of handling any event, on top of charged signature work.
 BASE_EVENT_COST_MS = 0.02
@@ -61,125 +71,28 @@ class _Node:
     core: ConsensusCore
     replica: Replica
     byzantine: bool = False
+    #: This node's clock minus the simulation's (ms): honest skew.
+    clock_offset: float = 0.0
     up: bool = True
     busy_until: float = 0.0
     tick_token: int = 0
     tick_at: float | None = None
     persisted: SafetyState | None = None
-    #: What the node's block store held when it crashed: the blocks above the committed height
-    #: (a block is stored when it is inserted, so before any vote on it) and the highest QC.
+    #: What the node's store held when it crashed: its uncommitted chain (the blocks above the
+    #: committed height up to the highest QC's block, stored with each safety state) and the
+    #: highest QC.
     stored_tree: tuple[list[Block], QuorumCert] | None = None
     committed: list[tuple[Block, QuorumCert]] = field(default_factory=list)
     end_proofs: dict[int, tuple[Block, ...]] = field(default_factory=dict)
     known_batches: set[bytes] = field(default_factory=set)
+    #: Batches this (byzantine) node forged: served, never executed.
+    forged: set[bytes] = field(default_factory=set)
     epochs: list[EpochState] = field(default_factory=list)
     timeouts: int = 0
-    slashing_seen: int = 0
 
-
-@dataclass(frozen=True)
-class PartitionWindow:
-    start_s: float
-    end_s: float
-    side: frozenset[int]
-
-
-@dataclass
-class SimResult:
-    config: SimConfig
-    committed_height: int
-    max_committed_height: int
-    safety_violations: int
-    slashed_validators: list[int]
-    simulated_seconds: float
-    wall_seconds: float
-    messages_sent: int
-    messages_dropped: int
-    mode: str
-    final_epoch: int
-    finality_ms: dict[str, float]
-    timeouts: int
-    evidence_found: int
-    partitions: list[dict[str, Any]]
-    crashes: list[dict[str, Any]]
-    equivocators: list[int]
-    state_roots_agree: bool
-    charged_cpu_seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "simulated": True,
-            "validators": self.config.validators,
-            "authorities": self.config.authorities,
-            "blocks_target": self.config.blocks,
-            "seed": self.config.seed,
-            "committed_height": self.committed_height,
-            "max_committed_height": self.max_committed_height,
-            "safety_violations": self.safety_violations,
-            "slashed_validators": self.slashed_validators,
-            "simulated_seconds": round(self.simulated_seconds, 3),
-            "wall_seconds": round(self.wall_seconds, 3),
-            "messages_sent": self.messages_sent,
-            "messages_dropped": self.messages_dropped,
-            "mode": self.mode,
-            "final_epoch": self.final_epoch,
-            "crypto": self.config.crypto,
-            "crypto_note": (
-                "modeled: ideal signatures plus a CPU cost model (no pairings computed)"
-                if self.config.crypto == "modeled"
-                else "real: BLS12-381 PopSchemeMPL signatures, aggregated and verified"
-            ),
-            "finality_ms": self.finality_ms,
-            "timeouts": self.timeouts,
-            "evidence_found": self.evidence_found,
-            "partitions": self.partitions,
-            "crashes": self.crashes,
-            "equivocators": self.equivocators,
-            "state_roots_agree": self.state_roots_agree,
-            "charged_cpu_seconds": round(self.charged_cpu_seconds, 3),
-            "blocks_per_wall_second": round(
-                self.committed_height / self.wall_seconds if self.wall_seconds > 0 else 0.0, 2
-            ),
-        }
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return float(ordered[k])
-
-
-def voting_power_side(
-    genesis: Genesis, mode: Mode, fraction: float, rng: random.Random, avoid: int = 0
-) -> frozenset[int]:
-    """A set of validators holding about ``fraction`` of the voting power under ``mode``'s
-    measure(s) (authorities for FAST, stake for SECURE, both for BALANCED), never more on any."""
-    validators = genesis.validators
-    total_stake = sum(v.stake for v in validators) or 1
-    total_auth = sum(1 for v in validators if v.authority) or 1
-    order = [v.index for v in validators if v.index != avoid]
-    rng.shuffle(order)
-    order.append(avoid)
-    use_auth = mode in (Mode.FAST, Mode.BALANCED)
-    use_stake = mode in (Mode.SECURE, Mode.BALANCED)
-    side: set[int] = set()
-    stake = 0
-    auth = 0
-    for i in order:
-        v = validators[i]
-        new_stake = stake + v.stake
-        new_auth = auth + int(v.authority)
-        if use_stake and new_stake / total_stake > fraction + 1e-9:
-            continue
-        if use_auth and new_auth / total_auth > fraction + 1e-9:
-            continue
-        if not use_auth and v.authority and new_auth / total_auth > fraction + 1e-9:
-            continue
-        side.add(i)
-        stake, auth = new_stake, new_auth
-    return frozenset(side)
+    def clock(self, at: float) -> int:
+        """The node's clock (ms) at simulated time ``at``."""
+        return int(at + self.clock_offset)
 
 
 class Simulator:
@@ -218,10 +131,23 @@ class Simulator:
         self.nodes: list[_Node] = []
         self._first_epoch: EpochState | None = None
         self._commits_since_check = 0
-        equivocators = self._choose_equivocators()
+        #: ``verify_batch`` per digest (every node would compute the same).
+        self._verified: dict[bytes, VerifiedBatch | None] = {}
+        self.unverified_txs_executed = 0
+        seed_text = f"sim-{config.seed}"
+        self.attacks = SimAttacks(
+            byzantine_specs(config, self._choose_equivocators()),
+            account_of=lambda i: testnet_account_keypair(seed_text, REWARD_ACCOUNT_OFFSET + i),
+            nonce_of=lambda i, address: self.nodes[i].replica.ledger.account(address).nonce,
+            seed=config.seed,
+        )
+        skew = random.Random(config.seed * 7919 + 1)
         for i in range(config.validators):
-            keys = testnet_bls_keypair(inner, f"sim-{config.seed}", i)
-            self.nodes.append(self._new_node(i, keys, i in equivocators))
+            keys = testnet_bls_keypair(inner, seed_text, i)
+            node = self._new_node(i, keys, i in self.attacks.ids)
+            if not node.byzantine and config.clock_skew_ms:
+                node.clock_offset = skew.uniform(-config.clock_skew_ms, config.clock_skew_ms)
+            self.nodes.append(node)
         self.partitions = [self._partition_window(p) for p in config.partitions]
         self.crash_plan = self._crash_plan()
 
@@ -256,7 +182,6 @@ class Simulator:
             root_qc=self.root_qc,
             safety=SafetyState(epoch=epoch.epoch),
         )
-        core.equivocate = byzantine
         node = _Node(index=index, keys=keys, core=core, replica=replica, byzantine=byzantine)
         node.epochs.append(epoch)
         node.committed.append((self.root, self.root_qc))
@@ -315,16 +240,24 @@ class Simulator:
         wall_start = time.perf_counter()
         cfg = self.config
         interval = self.params.block_interval_ms or BLOCK_INTERVAL_MS[self.mode]
+        windows = self.attacks.windows()
         last_fault = max(
-            [p.end_s for p in self.partitions] + [c[1] for c in self.crash_plan] + [0.0]
+            [p.end_s for p in self.partitions]
+            + [c[1] for c in self.crash_plan]
+            + [end for _start, end, _node, _k in windows if end is not None]
+            + [0.0]
         )
         limit_ms = (
             cfg.max_simulated_s * 1000
             if cfg.max_simulated_s is not None
             else last_fault + cfg.blocks * interval * 6 + 120_000
         )
+        for start, end, index, position in windows:
+            self._push(start, index, "byzantine", (position, True))
+            if end is not None:
+                self._push(end, index, "byzantine", (position, False))
         for node in self.nodes:
-            self._apply(node, node.core.start(0), 0.0)
+            self._apply(node, node.core.start(node.clock(0.0)), 0.0)
         self._schedule_load(interval)
         for start, end, ids in self.crash_plan:
             for i in ids:
@@ -346,6 +279,9 @@ class Simulator:
             if kind == "restart":
                 self._restart(node, at)
                 continue
+            if kind == "byzantine":
+                self.attacks.switch(index, data[0], data[1])
+                continue
             if not node.up:
                 continue
             if kind == "tick" and data != node.tick_token:
@@ -363,10 +299,18 @@ class Simulator:
         return self._result(time.perf_counter() - wall_start)
 
     def _done(self, at: float, last_fault: float) -> bool:
+        """Past the last fault, every live honest node has ``blocks`` blocks and at least
+        ``progress_after_faults`` more than the highest height any had when it ended."""
         if at < last_fault:
             return False
         self._commits_since_check = 0
-        return self._honest_min_height() >= self.config.blocks
+        target = self.config.blocks
+        if self.config.progress_after_faults:
+            reached = max(
+                (h for (_i, h), t in self.commit_times.items() if t <= last_fault), default=0
+            )
+            target = max(target, reached + self.config.progress_after_faults)
+        return self._honest_min_height() >= target
 
     def _honest_live(self) -> list[_Node]:
         return [n for n in self.nodes if not n.byzantine and n.up]
@@ -392,15 +336,14 @@ class Simulator:
         self._seq += 1
         batch = Batch(author=index, sequence=self._seq, transactions=(), synthetic_count=count)
         self.batch_registry[batch.digest] = batch
-        node.known_batches.add(batch.digest)
-        node.replica.add_batch(batch)
+        self._admit_batches(node, index, [batch])
         for other in self.nodes:
             if other.index != index:
-                self._send(index, other.index, self.now, "deliver_batch", batch)
-        self._apply(node, node.core.on_batches_available(int(self.now)), self.now)
+                self._send(index, other.index, self.now, "deliver_batch", [batch])
+        self._apply(node, node.core.on_batches_available(node.clock(self.now)), self.now)
 
     def _handle(self, node: _Node, kind: str, data: Any, at: float) -> list[Action]:
-        now = int(at)
+        now = node.clock(at)
         core = node.core
         if kind == "tick":
             node.tick_at = None
@@ -408,30 +351,51 @@ class Simulator:
         sender, payload = data
         if kind == "deliver_msg":
             return core.on_message(now, sender, payload)
-        if kind == "deliver_batch":
-            node.known_batches.add(payload.digest)
-            node.replica.add_batch(payload)
+        if kind == "deliver_raw":
+            if len(payload) > MAX_MESSAGE_BYTES:
+                self._rejected(node, sender, Reason.OVERSIZED_MESSAGE)
+            return []
+        if kind in ("deliver_batch", "fetch_response"):
+            self._admit_batches(node, sender, payload)
             return core.on_batches_available(now)
         if kind == "fetch_request":
-            have = [self.batch_registry[d] for d in payload if d in node.known_batches]
+            served = node.known_batches | node.forged
+            have = [self.batch_registry[d] for d in payload if d in served]
             if have:
                 self._send(node.index, sender, at, "fetch_response", have)
             return []
-        if kind == "fetch_response":
-            for batch in payload:
-                node.known_batches.add(batch.digest)
-                node.replica.add_batch(batch)
-            return core.on_batches_available(now)
         if kind == "sync_request":
             self._answer_sync(node, sender, payload, at)
             return []
         if kind == "sync_response":
             blocks, batches, high_qc = payload
-            for batch in batches:
-                node.known_batches.add(batch.digest)
-                node.replica.add_batch(batch)
+            referenced = {ref.digest for block in blocks for ref in block.batches}
+            self._admit_batches(node, sender, [b for b in batches if b.digest in referenced])
             return core.on_sync(now, sender, blocks, high_qc)
         raise AssertionError(f"unknown simulator event {kind!r}")
+
+    def _admit_batches(self, node: _Node, sender: int, batches: list[Batch]) -> None:
+        """The runtime's rule: a batch enters the replica only verified (synthetic load is the
+        simulator's own and allowed), within its author's quota."""
+        for batch in batches:
+            digest = batch.digest
+            if digest in node.known_batches:
+                continue
+            if digest not in self._verified:
+                self._verified[digest] = verify_batch(batch, allow_synthetic=True)
+            verified = self._verified[digest]
+            if verified is None:
+                self._rejected(node, sender, Reason.INVALID_BATCH)
+                continue
+            admission = node.replica.add_batch(verified)
+            if admission is BatchAdmission.AUTHOR_FULL:
+                self._rejected(node, sender, Reason.BATCH_FLOOD)
+            else:
+                node.known_batches.add(digest)
+
+    def _rejected(self, node: _Node, sender: int, reason: str, n: int = 1) -> None:
+        if not node.byzantine:
+            self.attacks.rejected_from(sender, reason, n)
 
     def _answer_sync(self, node: _Node, requester: int, from_height: int, at: float) -> None:
         blocks: list[Block] = []
@@ -448,14 +412,19 @@ class Simulator:
             for ref in block.batches
             if ref.digest in self.batch_registry
         ]
+        batches.extend(self.batch_registry[d] for d in sorted(node.forged))
         self._send(node.index, requester, at, "sync_response", (blocks, batches, high_qc))
 
     def _apply(self, node: _Node, actions: list[Action], at: float) -> None:
-        for action in actions:
-            if isinstance(action, Broadcast):
+        executed: list[DriverAction] = self.attacks.transform(
+            node.index, node.core, actions, node.clock(at)
+        )
+        for action in executed:
+            if isinstance(action, Broadcast | ForgedBatch | RawMessage):
+                kind, data = self._outgoing(node, action)
                 for other in self.nodes:
                     if other.index != node.index:
-                        self._send(node.index, other.index, at, "deliver_msg", action.message)
+                        self._send(node.index, other.index, at, kind, data)
             elif isinstance(action, Send):
                 self._send(node.index, action.to, at, "deliver_msg", action.message)
             elif isinstance(action, PersistSafety):
@@ -466,7 +435,8 @@ class Simulator:
                 if node.tick_at != action.at_ms:
                     node.tick_token += 1
                     node.tick_at = action.at_ms
-                    self._push(max(float(action.at_ms), at), node.index, "tick", node.tick_token)
+                    due = float(action.at_ms) - node.clock_offset
+                    self._push(max(due, at), node.index, "tick", node.tick_token)
             elif isinstance(action, FetchBatches):
                 self._send(node.index, action.peer, at, "fetch_request", action.digests)
             elif isinstance(action, RequestSync):
@@ -479,7 +449,35 @@ class Simulator:
                 node.timeouts += 1
             elif isinstance(action, EvidenceFound):
                 self.evidence_found += 1
-        node.replica.drain_commits()
+            elif isinstance(action, Rejected):
+                self._rejected(node, action.sender, action.reason)
+        for record in node.replica.drain_commits():
+            if not node.byzantine:
+                self._check_execution(node, record)
+
+    def _outgoing(
+        self, node: _Node, action: Broadcast | ForgedBatch | RawMessage
+    ) -> tuple[str, Any]:
+        if isinstance(action, Broadcast):
+            return "deliver_msg", action.message
+        if isinstance(action, RawMessage):
+            return "deliver_raw", action.payload
+        self.batch_registry[action.batch.digest] = action.batch
+        node.forged.add(action.batch.digest)
+        return "deliver_batch", [action.batch]
+
+    def _check_execution(self, node: _Node, record: CommitRecord) -> None:
+        """What an honest ledger executed: every transaction must carry a valid signature, and
+        registrations refused for their size count as the flood they are."""
+        for raw in record.transactions:
+            try:
+                valid = verify_transaction_signature(decode_transaction(raw))
+            except DecodeError:
+                valid = False
+            if not valid:
+                self.unverified_txs_executed += 1
+        for author, refused in record.refused_registrations().items():
+            self._rejected(node, author, Reason.REGISTRATION_REFUSED, refused)
 
     def _record_commit(self, node: _Node, action: Committed, at: float) -> None:
         block = action.block
@@ -493,16 +491,14 @@ class Simulator:
         self.finality_samples.append(at - block.timestamp_ms)
 
     def _crash(self, node: _Node) -> None:
-        core = node.core
-        stored = [b for b in core.blocks.values() if b.height > core.committed_height]
-        node.stored_tree = (sorted(stored, key=lambda b: (b.height, b.round)), core.high_qc)
+        node.stored_tree = node.core.uncommitted_chain()
         node.up = False
         node.tick_at = None
         node.tick_token += 1
 
     def _restart(self, node: _Node, at: float) -> None:
         """Come back from what a real node has on disk: committed chain, ledger, epoch state, the
-        persisted safety state and the stored uncommitted blocks with the highest QC. Everything
+        persisted safety state and the stored uncommitted chain with the highest QC. Everything
         else in memory (votes, timeouts, batches) is lost."""
         old = node.core
         epoch = old.epoch_state
@@ -520,26 +516,28 @@ class Simulator:
             safety=safety,
             previous_epoch=old.previous_epoch,
         )
-        core.equivocate = node.byzantine
         node.core = core
         node.replica = replica
+        node.known_batches = set()
         node.up = True
         node.busy_until = at
         if node.stored_tree is not None:
-            # Reload the stored blocks and QC. Without them a lock above the committed height (or
+            # Reload the stored chain and QC. Without them a lock above the committed height (or
             # a QC whose block only crashed nodes held) could never be extended again once every
             # node that had them crashed: a whole-network restart would halt the chain.
             blocks, high_qc = node.stored_tree
-            for block in blocks:
-                self._apply(node, core.on_sync(int(at), node.index, [block], None), at)
-            self._apply(node, core.on_sync(int(at), node.index, [], high_qc), at)
-        self._apply(node, core.start(int(at)), at)
+            self._apply(node, core.on_sync(node.clock(at), node.index, blocks, high_qc), at)
+        self._apply(node, core.start(node.clock(at)), at)
         # Ask everyone ahead of us for the blocks we missed.
         for peer in self.rng.sample(range(len(self.nodes)), min(3, len(self.nodes))):
             if peer != node.index:
                 self._send(node.index, peer, at, "sync_request", core.committed_height + 1)
 
     # ------------------------------------------------------------------ results
+
+    def _committed_block(self, node: int, height: int) -> Block | None:
+        committed = self.nodes[node].committed
+        return committed[height][0] if height < len(committed) else None
 
     def _result(self, wall: float) -> SimResult:
         honest = [n for n in self.nodes if not n.byzantine]
@@ -568,47 +566,38 @@ class Simulator:
             mode=(live[0].core.mode if live else self.mode).label,
             final_epoch=max((n.core.epoch for n in honest), default=1),
             finality_ms={
-                "p50": round(_percentile(self.finality_samples, 0.5), 1),
-                "p90": round(_percentile(self.finality_samples, 0.9), 1),
-                "p99": round(_percentile(self.finality_samples, 0.99), 1),
+                "p50": round(percentile(self.finality_samples, 0.5), 1),
+                "p90": round(percentile(self.finality_samples, 0.9), 1),
+                "p99": round(percentile(self.finality_samples, 0.99), 1),
             },
             timeouts=sum(n.timeouts for n in honest),
             evidence_found=self.evidence_found,
-            partitions=[self._partition_report(p) for p in self.partitions],
+            partitions=[
+                partition_report(p, self.commit_times, self._committed_block)
+                for p in self.partitions
+            ],
             crashes=[
                 {"start_s": s / 1000, "end_s": e / 1000, "ids": list(ids)}
                 for s, e, ids in self.crash_plan
             ],
-            equivocators=sorted(n.index for n in self.nodes if n.byzantine),
+            equivocators=sorted(
+                {
+                    i
+                    for spec in self.attacks.specs
+                    if spec.behaviour == "equivocate"
+                    for i in spec.ids
+                }
+            ),
             state_roots_agree=len(roots) <= 1,
             charged_cpu_seconds=self.scheme.total_charged,
+            byzantine={
+                **self.attacks.report(),
+                "slash_events": [list(event) for event in honest[0].replica.ledger.slash_events()]
+                if honest
+                else [],
+                "unverified_txs_executed": self.unverified_txs_executed,
+            },
         )
-
-    def _partition_report(self, p: PartitionWindow) -> dict[str, Any]:
-        """Blocks proposed inside the window that committed inside it (0 when neither side had
-        a quorum), and the first commit of a block proposed after the heal."""
-        during = 0
-        first_after: float | None = None
-        for (node_index, height), at in self.commit_times.items():
-            committed = self.nodes[node_index].committed
-            if height >= len(committed):
-                continue
-            block = committed[height][0]
-            if p.start_s <= block.timestamp_ms < p.end_s and at < p.end_s:
-                during += 1
-            if block.timestamp_ms >= p.end_s and (first_after is None or at < first_after):
-                first_after = at
-        side = sorted(p.side)
-        return {
-            "start_s": p.start_s / 1000,
-            "end_s": p.end_s / 1000,
-            "side": side if len(side) <= 50 else [*side[:50], "..."],
-            "side_size": len(side),
-            "commits_during": during,
-            "resumed_after_heal_s": (
-                round((first_after - p.end_s) / 1000, 3) if first_after is not None else None
-            ),
-        }
 
 
 def run_simulation(config: SimConfig) -> SimResult:
