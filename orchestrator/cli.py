@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 from typing import Any
 
 import typer
@@ -134,7 +136,14 @@ register_command_modules(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``aitbc-testnet``. Returns the exit code (0 on success)."""
+    """Entry point of ``aitbc-testnet``. Returns the exit code (0 on success).
+
+    Ctrl-C (SIGINT) always interrupts a command, which then clears its faults, stops its load
+    and tears down what it started: Python installs its KeyboardInterrupt handler only when
+    SIGINT is not ignored at start, and a shell starts a script's background jobs with SIGINT
+    ignored, so ``aitbc-testnet run ... &`` would otherwise run on through ``kill -INT``."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app(args=argv, prog_name="aitbc-testnet")
     except SystemExit as exc:
