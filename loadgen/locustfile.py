@@ -25,11 +25,14 @@ with exit code 2 and a message naming the variable, before any load is sent):
                                 ramp {"from_tps":..,"to_tps":..,"duration_s":..},
                                 spike {"at_s":..,"duration_s":..,"tps":..}
     AITBC_PROBE_INTERVAL_S      1: seconds between latency probes; 0 = no probe user
-    AITBC_PROBE_TIMEOUT_S       30: a probe not committed within this is a failure
+    AITBC_PROBE_TIMEOUT_S       30: a probe (or any acknowledged transaction) not committed
+                                within this is a failure (counted as uncommitted)
     AITBC_PROBE_LOG             path of the probe log (JSON lines: tx id, submitted_at,
                                 committed_at, height, latency_s, outcome)
     AITBC_SUMMARY               path of a JSON summary (offered, sent, acked, rejected, missed,
-                                probes) written when the test stops
+                                probes, latency books, self check) written when the test stops;
+                                the exact submit-to-commit latency of every acknowledged
+                                transaction goes beside it (<name>.latency.bin)
     AITBC_LOADGEN_METRICS_PORT  9646: Prometheus /metrics of this process; 0 = off
     AITBC_RPC_TIMEOUT_S         5: timeout of every gRPC call
     AITBC_RUN_ID                adhoc: run id in the metrics' info and the probe log
@@ -58,6 +61,7 @@ try:
 except ImportError:  # run from a checkout that is not installed: the package is our parent
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loadgen.commit_follower import CommitFollower  # noqa: E402
 from loadgen.config import load_settings  # noqa: E402
 from loadgen.errors import LoadgenConfigError, LoadgenError  # noqa: E402
 from loadgen.runtime import LoadgenRuntime  # noqa: E402
@@ -73,6 +77,17 @@ except LoadgenConfigError as error:
     raise SystemExit(2) from None
 
 
+#: One commit stream for the process: the exact-latency tracker and the probe listen to it.
+FOLLOWER = CommitFollower(
+    RUNTIME.settings.targets,
+    RUNTIME.settings.worker_index,
+    clock=RUNTIME.clock,
+    silence_s=RUNTIME.settings.probe_timeout_s,
+)
+FOLLOWER.listeners.append(RUNTIME)
+#: Poll interval while the last acknowledged transactions commit after the load stopped.
+DRAIN_POLL_S = 0.1
+
 # gevent timers count from the event loop's cached "now", which went stale during the blocking
 # work above (imports, genesis, keys): refresh it, or Locust's --run-time timer, armed next,
 # fires early by however long this import took.
@@ -85,6 +100,7 @@ class LoadUser(TransactionLoadUser):
 
 class ProbeUser(LatencyProbeUser):
     runtime = RUNTIME
+    follower = FOLLOWER
     abstract = not RUNTIME.settings.probe_enabled
 
 
@@ -93,8 +109,16 @@ _publisher: Greenlet | None = None
 
 def _publish_forever() -> None:
     while True:
-        RUNTIME.publish_schedule()
+        RUNTIME.tick()
         gevent.sleep(SCHEDULE_PUBLISH_INTERVAL_S)
+
+
+def _drain_commits() -> None:
+    """Give the last acknowledged transactions up to ``AITBC_PROBE_TIMEOUT_S`` to commit."""
+    deadline = RUNTIME.clock() + RUNTIME.settings.probe_timeout_s
+    while FOLLOWER.running and RUNTIME.awaiting() and RUNTIME.clock() < deadline:
+        gevent.sleep(DRAIN_POLL_S)
+        RUNTIME.tick()
 
 
 @events.init.add_listener
@@ -114,6 +138,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     if isinstance(environment.runner, MasterRunner) or _publisher is not None:
         return
     RUNTIME.start_test()
+    if RUNTIME.latency is not None:
+        FOLLOWER.start()
     _publisher = gevent.spawn(_publish_forever)
 
 
@@ -125,9 +151,12 @@ def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
     if _publisher is not None:
         _publisher.kill(block=True)
         _publisher = None
+    _drain_commits()
+    FOLLOWER.stop()
     RUNTIME.write_summary()  # publishes the schedule one last time
 
 
 @events.quit.add_listener
 def _on_quit(**_kwargs: Any) -> None:
+    FOLLOWER.stop()
     RUNTIME.stop_metrics_server()

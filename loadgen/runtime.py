@@ -1,5 +1,7 @@
 """Process-wide state of the Locust load generator: settings, metrics, the pacing controller,
-the account pool and the signer that every user of the process shares.
+the account pool and the signer that every user of the process shares, the exact-latency
+tracker (when ``AITBC_SUMMARY`` is set, its samples go beside the summary) and the CPU meter of
+the self check.
 
 No Locust or gevent import here: the users (``loadgen.users``) drive it.
 """
@@ -9,14 +11,17 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 from loadgen.accounts import AccountPool, load_accounts
 from loadgen.batches import TransferSigner, padding_memo
 from loadgen.config import LoadgenSettings
+from loadgen.latency import LatencyCounts, LatencyTracker
+from loadgen.latency_file import LatencyFileHeader, LatencySampleWriter, samples_path_for
 from loadgen.metrics import LoadgenMetrics, MetricsServer
 from loadgen.pacing import PacingController
 from loadgen.routing import TARGET_DOWN_S
+from loadgen.selfcheck import CpuMeter, check_saturation
 from loadgen.summary import LoadgenSummary, write_summary
 
 #: Seconds of a user's share of the peak rate kept signed ahead.
@@ -36,9 +41,11 @@ class LoadgenRuntime:
         *,
         metrics: LoadgenMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.cpu_clock = cpu_clock
         self.metrics = metrics if metrics is not None else LoadgenMetrics()
         self.metrics.describe_run(settings.describe())
         self.pacer = self._new_pacer()
@@ -53,6 +60,9 @@ class LoadgenRuntime:
         self._published_offered = 0
         self._published_missed = 0
         self.metrics_server: MetricsServer | None = None
+        self.cpu = CpuMeter()
+        self.latency: LatencyTracker | None = None
+        self._samples: LatencySampleWriter | None = None
 
     def _new_pacer(self) -> PacingController:
         return PacingController(
@@ -64,11 +74,60 @@ class LoadgenRuntime:
 
     def start_test(self) -> None:
         """A new test in this process (Locust's test_start): the schedule starts again at the
-        first claim. Counters keep counting (Prometheus counters never go back)."""
+        first claim, the CPU meter and the exact-latency tracking start afresh (the samples
+        file is truncated). Counters keep counting (Prometheus counters never go back)."""
         if self.pacer.started:
             self.pacer = self._new_pacer()
             self._published_offered = 0
             self._published_missed = 0
+        self.cpu = CpuMeter()
+        self._close_samples()
+        if self.settings.summary_path is not None:
+            header = LatencyFileHeader(
+                run_id=self.settings.run_id,
+                worker_index=self.settings.worker_index,
+                epoch_unix=time.time(),
+                epoch_mono=self.clock(),
+            )
+            self._samples = LatencySampleWriter(
+                samples_path_for(self.settings.summary_path), header
+            )
+            self.latency = LatencyTracker(self._samples, timeout_s=self.settings.probe_timeout_s)
+
+    # -- exact latency -----------------------------------------------------------------------
+    def track_sending(self, tx_ids: Sequence[bytes]) -> None:
+        if self.latency is not None:
+            self.latency.sending(tx_ids, self.clock())
+
+    def track_answer(self, tx_ids: Sequence[bytes], accepted_ids: Collection[bytes]) -> None:
+        if self.latency is not None:
+            self.latency.answered(tx_ids, accepted_ids)
+
+    def on_commit(self, height: int, tx_ids: Sequence[bytes], mono: float) -> None:
+        """A committed block from the process's commit follower (``CommitListener``)."""
+        if self.latency is not None:
+            self.latency.on_commit(height, tx_ids, mono)
+
+    def awaiting(self) -> bool:
+        """Acknowledged transactions of this process still wait for their commit."""
+        return self.latency is not None and self.latency.awaiting()
+
+    def tick(self) -> None:
+        """Periodic upkeep: the schedule's counters, a CPU sample, expired transactions."""
+        self.publish_schedule()
+        now = self.clock()
+        self.cpu.sample(now, self.cpu_clock())
+        if self.latency is not None:
+            self.latency.expire(now)
+
+    def _close_samples(self) -> LatencyCounts | None:
+        if self.latency is None or self._samples is None:
+            return None
+        self.latency.finish()
+        self._samples.close()
+        counts = self.latency.counts(samples_file=self._samples.path.name)
+        self.latency, self._samples = None, None
+        return counts
 
     # -- users -----------------------------------------------------------------------------
     def next_user_number(self) -> int:
@@ -104,15 +163,20 @@ class LoadgenRuntime:
         self.metrics.target_tps.set(self.pacer.target_tps(now))
 
     def write_summary(self) -> LoadgenSummary:
-        """At the end of a test: slots that came due but were never sent count as missed; the
-        final counters are returned and written to ``AITBC_SUMMARY`` when it is set."""
+        """At the end of a test: slots that came due but were never sent count as missed,
+        transactions still awaiting their commit count as uncommitted and the samples file is
+        closed; the final counters, the latency books and the self check are returned and
+        written to ``AITBC_SUMMARY`` when it is set."""
         self.pacer.abandon_unclaimed(self.clock())
-        self.publish_schedule()
+        self.tick()
+        totals = self.metrics.totals()
         summary = LoadgenSummary(
             run_id=self.settings.run_id,
             written_at=time.time(),
             settings=self.settings.describe(),
-            totals=self.metrics.totals(),
+            totals=totals,
+            latency=self._close_samples(),
+            self_check=check_saturation(totals, self.cpu),
         )
         if self.settings.summary_path is not None:
             write_summary(self.settings.summary_path, summary)

@@ -1,6 +1,8 @@
 """The run summary file: one load-generator process's final counters as JSON, written when
 its test stops (``AITBC_SUMMARY``), so offered vs sent vs acknowledged survive the process
-even if Prometheus never scraped the last values."""
+even if Prometheus never scraped the last values. ``latency`` gives the books of the exact
+submit-to-commit samples written beside it (``loadgen.latency_file``) and ``self_check``
+whether the generator kept up (``loadgen.selfcheck``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loadgen.errors import LoadgenError
+from loadgen.latency import LatencyCounts
 from loadgen.metrics import LoadgenTotals
+from loadgen.selfcheck import SaturationCheck
 
 SUMMARY_VERSION = 1
 
@@ -23,6 +27,8 @@ class LoadgenSummary(BaseModel):
     written_at: float  # unix seconds
     settings: dict[str, str]  # LoadgenSettings.describe()
     totals: LoadgenTotals
+    latency: LatencyCounts | None = None
+    self_check: SaturationCheck | None = None
 
 
 def write_summary(path: str | os.PathLike[str], summary: LoadgenSummary) -> None:

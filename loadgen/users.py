@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gevent
@@ -21,13 +22,13 @@ from locust import User, constant, task
 
 from loadgen.accounts import LoadAccount, account_keys
 from loadgen.batches import SignedBatch, TransferSigner
-from loadgen.errors import CommitStreamError, SubmitError
+from loadgen.commit_follower import CommitFollower
+from loadgen.errors import SubmitError
 from loadgen.pacing import SlotClaim
 from loadgen.probe import PendingProbe, ProbeLog, ProbeRecord, ProbeTracker
 from loadgen.routing import Lane, pick_destination, route_accounts
 from loadgen.rpc import (
     SubmitOutcome,
-    commit_stream,
     committed_nonces,
     node_stub,
     open_channel,
@@ -44,10 +45,6 @@ PROBE_NAME = "probe"
 #: Back-off after RESOURCE_EXHAUSTED: first, and the cap as it doubles.
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 1.0
-#: The probe's commit stream is re-opened after this long (every call has a deadline).
-STREAM_DEADLINE_S = 3600.0
-#: Consecutive stream failures after which the probe moves to the next validator.
-STREAM_FAILURES_BEFORE_SWITCH = 3
 _IDLE_SLEEP_S = 0.5
 
 
@@ -230,12 +227,14 @@ class TransactionLoadUser(User):
         lane = self._next_lane()
         batch, resend = self._take_batch(lane)
         lane.in_flight = batch
+        runtime.track_sending(batch.tx_ids)
         outcome = submit_batch(
             self._stubs[lane.target],
             batch.transactions,
             target=lane.target,
             timeout_s=runtime.settings.rpc_timeout_s,
         )
+        runtime.track_answer(batch.tx_ids, outcome.accepted_ids)
         lane.in_flight = None
         self._claim = None
         self._record(outcome, resend)
@@ -328,13 +327,15 @@ class ProbeFailed(Exception):
 
 class LatencyProbeUser(User):
     """One user per run: every ``AITBC_PROBE_INTERVAL_S`` a transfer from the probe account to
-    one validator, whose id it awaits in that validator's commit stream."""
+    the validator whose commit stream the process's ``CommitFollower`` watches; the probe
+    awaits its id there and moves with the follower when it switches validator."""
 
     abstract = True
     fixed_count = 1
     weight = 0
     wait_time = constant(0)
     runtime: ClassVar[LoadgenRuntime]
+    follower: ClassVar[CommitFollower]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -344,22 +345,15 @@ class LatencyProbeUser(User):
         self._signer = TransferSigner(settings.chain_id, self.runtime.signer.memo)
         self._tracker = ProbeTracker(settings.run_id, settings.probe_timeout_s)
         self._log: ProbeLog | None = None
-        self._target_index = settings.worker_index % len(settings.targets)
         self._channel: grpc.Channel | None = None
         self._stub: Any = None
-        self._stream: Any = None
-        self._reader: Greenlet | None = None
         self._sweeper: Greenlet | None = None
         self._unsent: tuple[bytes, bytes, int] | None = None  # raw, id, nonce
         self._next_probe_at = 0.0
-        self._last_height = 0
-        self._stream_failures = 0
-        self._last_event_mono = 0.0
-        self._stopping = False
 
     @property
     def target(self) -> str:
-        return self.runtime.settings.targets[self._target_index]
+        return self.follower.target
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -368,17 +362,23 @@ class LatencyProbeUser(User):
             self._log = ProbeLog(settings.probe_log)
         self._connect()
         self._sync_nonce()
-        self._reader = gevent.spawn(self._read_commits, self._open_stream())
+        self.follower.listeners.append(self)
+        self.follower.switch_listeners.append(self._on_switch)
+        self.follower.start()
         self._sweeper = gevent.spawn(self._sweep_loop)
         self._next_probe_at = self.runtime.clock() + min(settings.probe_interval_s, 0.5)
 
     def on_stop(self) -> None:
-        self._stopping = True
-        for greenlet in (self._reader, self._sweeper):
-            if greenlet is not None:
-                greenlet.kill(block=True)
-        self._reader = self._sweeper = None
-        self._disconnect()
+        if self in self.follower.listeners:
+            self.follower.listeners.remove(self)
+        if self._on_switch in self.follower.switch_listeners:
+            self.follower.switch_listeners.remove(self._on_switch)
+        if self._sweeper is not None:
+            self._sweeper.kill(block=True)
+            self._sweeper = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -392,13 +392,10 @@ class LatencyProbeUser(User):
         if previous is not None:
             previous.close()
 
-    def _disconnect(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+    def _on_switch(self, target: str) -> None:
+        del target
+        self._connect()
+        self._sync_nonce()
 
     # -- probing ---------------------------------------------------------------------------
     @task
@@ -471,60 +468,13 @@ class LatencyProbeUser(User):
         if self._log is not None:
             self._log.write(record)
 
-    # -- commit stream ---------------------------------------------------------------------
-    def _open_stream(self) -> Any:
-        """The commit stream of the current target, from the block after the last one seen
-        (0 at first: only new blocks)."""
-        from_height = self._last_height + 1 if self._last_height else 0
-        self._last_event_mono = self.runtime.clock()
-        self._stream = commit_stream(
-            self._stub, from_height=from_height, include_tx_ids=True, timeout_s=STREAM_DEADLINE_S
-        )
-        return self._stream
-
-    def _read_commits(self, first_stream: Any) -> None:
-        stream = first_stream
-        while not self._stopping:
-            try:
-                for event in stream:
-                    self._on_commit(event.height, [bytes(tx_id) for tx_id in event.tx_ids])
-                gevent.sleep(0.1)  # the validator closed the stream: open the next one
-            except grpc.RpcError as error:
-                if self._stopping:
-                    return
-                self._on_stream_error(error)
-            stream = self._open_stream()
-
-    def _on_commit(self, height: int, tx_ids: list[bytes]) -> None:
-        self._last_height = max(self._last_height, height)
-        self._last_event_mono = self.runtime.clock()
-        self._stream_failures = 0
-        for record in self._tracker.committed(tx_ids, height, time.time(), self.runtime.clock()):
+    # -- commits -----------------------------------------------------------------------------
+    def on_commit(self, height: int, tx_ids: Sequence[bytes], mono: float) -> None:
+        for record in self._tracker.committed(list(tx_ids), height, time.time(), mono):
             self._report(record)
 
-    def _on_stream_error(self, error: grpc.RpcError) -> None:
-        code = error.code() if isinstance(error, grpc.Call) else None
-        self._stream_failures += 1
-        logger.warning(
-            "%s",
-            CommitStreamError(
-                f"probe commit stream of {self.target} ended with "
-                f"{code.name if code is not None else 'UNKNOWN'} "
-                f"(failure {self._stream_failures}); reconnecting"
-            ),
-        )
-        if self._stream_failures >= STREAM_FAILURES_BEFORE_SWITCH:
-            self._switch_target()
-        gevent.sleep(min(0.25 * self._stream_failures, 2.0))
-
-    def _switch_target(self) -> None:
-        targets = self.runtime.settings.targets
-        if len(targets) == 1:
-            return
-        self._target_index = (self._target_index + 1) % len(targets)
-        self._stream_failures = 0
-        self._connect()
-        self._sync_nonce()
+    def awaiting(self) -> bool:
+        return self._tracker.pending_count > 0
 
     def _sync_nonce(self) -> None:
         """Continue the probe account from the current target's committed next nonce
@@ -548,11 +498,5 @@ class LatencyProbeUser(User):
         timeout = self.runtime.settings.probe_timeout_s
         while True:
             gevent.sleep(min(1.0, timeout / 4))
-            now = self.runtime.clock()
-            for record in self._tracker.expire(now):
+            for record in self._tracker.expire(self.runtime.clock()):
                 self._report(record)
-            silent_for = now - self._last_event_mono
-            if self._tracker.pending_count and silent_for > timeout and self._stream is not None:
-                # No commit seen for a whole probe timeout: the stream may hang on a dead peer.
-                self._stream_failures = STREAM_FAILURES_BEFORE_SWITCH - 1
-                self._stream.cancel()

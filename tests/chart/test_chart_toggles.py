@@ -63,6 +63,20 @@ TOGGLES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
             ("Job", f"{FULLNAME}-loadgen-worker"),
         },
     ),
+    "nightly": (
+        {"nightly": {"enabled": True}},
+        {
+            (kind, f"{FULLNAME}-nightly")
+            for kind in (
+                "ServiceAccount",
+                "ConfigMap",
+                "PersistentVolumeClaim",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "CronJob",
+            )
+        },
+    ),
     "dashboards": (
         {"dashboards": {"enabled": True}},
         {

@@ -4,7 +4,8 @@ Not the node: one shared in-memory "chain" behind one or more gRPC servers on 12
 decodes every submitted transaction and verifies its Ed25519 signature with
 ``aitbc_node.ledger.tx``, rejects wrong chains, bad signatures, duplicates and reused nonces,
 and commits accepted transactions in a block every ``block_interval_s``, streaming a
-CommitEvent (with tx ids) to every StreamCommits subscriber of every server.
+CommitEvent (with tx ids) to every StreamCommits subscriber of every server. ``lose_every``
+makes it accept some transactions that it never commits (acknowledged but lost).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class ChainDouble:
     subscribers: list[queue.Queue[node_pb2.CommitEvent | None]] = field(default_factory=list)
     #: Answer this many SubmitTransactions calls with RESOURCE_EXHAUSTED first.
     exhausted_calls: int = 0
+    #: Accept every n-th transaction but never commit it (0: commit everything accepted).
+    lose_every: int = 0
+    lost_ids: set[bytes] = field(default_factory=set)
 
     def submit(self, raws: list[bytes], target: str) -> list[node_pb2.TxResult]:
         results = []
@@ -74,7 +78,10 @@ class ChainDouble:
                     continue
                 self.seen_ids.add(identifier)
                 self.nonce_owner[(tx.sender, tx.nonce)] = identifier
-                self.pending.append(identifier)
+                if self.lose_every and len(self.seen_ids) % self.lose_every == 0:
+                    self.lost_ids.add(identifier)
+                else:
+                    self.pending.append(identifier)
                 self.accepted_at.append(now)
                 self.accepted_by_target[target] += 1
             results.append(node_pb2.TxResult(tx_id=identifier, status=node_pb2.TX_STATUS_ACCEPTED))

@@ -22,8 +22,10 @@ from loadgen_node_double import NodeDoubleCluster
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.accounts import split_accounts
+from loadgen.latency_file import read_latency_samples, samples_path_for
 from loadgen.metrics import METRIC_NAMES
 from loadgen.probe import read_probe_log
+from loadgen.quantiles import exact_latency
 from loadgen.summary import read_summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -253,6 +255,77 @@ def test_locust_worker_share_and_step_shape(
     stats = run.stats()
     assert "probe" not in stats  # AITBC_PROBE_INTERVAL_S=0: no probe user
     assert stats["SubmitTransactions"]["Failure Count"] == "0"
+
+
+def test_locust_records_the_latency_of_every_acknowledged_transaction(
+    start_locust: StartLocust, node_cluster: NodeDoubleCluster, genesis_path: Path, tmp_path: Path
+) -> None:
+    chain = node_cluster.chain
+    chain.lose_every = 50  # accepted, never committed: acked but uncommitted
+    summary_path = tmp_path / "load" / "summary.json"
+    env = {
+        "AITBC_TARGETS": ",".join(node_cluster.targets),
+        "AITBC_GENESIS": str(genesis_path),
+        "AITBC_TPS": "300",
+        "AITBC_BATCH_SIZE": "20",
+        "AITBC_PROBE_INTERVAL_S": "0",
+        "AITBC_PROBE_TIMEOUT_S": "3",
+        "AITBC_LOADGEN_METRICS_PORT": "0",
+        "AITBC_RUN_ID": "exact-latency",
+        "AITBC_SUMMARY": str(summary_path),
+    }
+    run = start_locust(env, 4, "6s")
+    assert run.wait(timeout=60) == 0, run.output()
+    summary = read_summary(summary_path)
+    latency = summary.latency
+    assert latency is not None, run.output()
+    # Every acknowledged transaction is accounted for: a sample, or acked but uncommitted.
+    assert latency.acked == summary.totals.acked > 1000
+    assert latency.untracked == 0 and latency.pending == 0
+    assert latency.committed + latency.uncommitted == latency.acked
+    with chain.lock:
+        lost = len(chain.lost_ids)
+    in_flight_at_stop = 4 * 20
+    assert max(1, lost - in_flight_at_stop) <= latency.uncommitted <= lost
+    # The samples file beside the summary holds one sample per committed transaction.
+    path = samples_path_for(summary_path)
+    assert latency.samples_file == path.name
+    samples = read_latency_samples(path)
+    assert len(samples) == latency.committed
+    assert samples.header.run_id == "exact-latency"
+    assert all(0 < value < 2.0 for value in samples.latency_s)  # blocks every 0.1 s
+    started = summary.written_at - 30
+    assert all(started < moment <= summary.written_at for moment in samples.submitted_at)
+    exact = exact_latency([path])
+    p50, p99 = exact.quantile(0.5), exact.quantile(0.99)
+    assert p50 is not None and p99 is not None and exact.max_s is not None
+    assert 0 < p50 <= p99 <= exact.max_s < 2.0
+    check = summary.self_check
+    assert check is not None and check.offered == summary.totals.offered
+    assert check.saturated == check.verdict.startswith("load generator saturated")
+
+
+def test_locust_says_when_the_load_generator_is_saturated(
+    start_locust: StartLocust, node_cluster: NodeDoubleCluster, genesis_path: Path, tmp_path: Path
+) -> None:
+    env = {
+        "AITBC_TARGETS": ",".join(node_cluster.targets),
+        "AITBC_GENESIS": str(genesis_path),
+        "AITBC_TPS": "20000",  # one transaction per call: far beyond two users on this machine
+        "AITBC_BATCH_SIZE": "1",
+        "AITBC_PROBE_INTERVAL_S": "0",
+        "AITBC_LOADGEN_METRICS_PORT": "0",
+        "AITBC_SUMMARY": str(tmp_path / "summary.json"),
+    }
+    run = start_locust(env, 2, "4s")
+    assert run.wait(timeout=90) == 0, run.output()
+    summary = read_summary(tmp_path / "summary.json")
+    check = summary.self_check
+    assert check is not None
+    assert check.saturated, check
+    assert check.verdict.startswith("load generator saturated: behind schedule: sent ")
+    assert check.shortfall_ratio is not None and check.shortfall_ratio > 0.05
+    assert check.cpu_mean is not None and check.measured_s > 1
 
 
 def test_locust_refuses_bad_settings_before_sending(

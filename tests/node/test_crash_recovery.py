@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from testnet import BackgroundLoad, LocalNetwork, NetworkFactory
+from testnet import BackgroundLoad, NetworkFactory
 
 pytestmark = pytest.mark.slow
 
@@ -29,27 +29,6 @@ STALL_REJECTIONS = {"nonce_gap"}
 def _safety_key(state: object) -> tuple[int, int]:
     assert state is not None, "no persisted safety state"
     return (state.epoch, state.last_voted_round)  # type: ignore[attr-defined]
-
-
-def _assert_no_equivocation(network: LocalNetwork, offender: int) -> None:
-    for index in range(len(network)):
-        assert network.metric(index, "aitbc_slashing_events_total") == 0, index
-        log = network.log_text(index)
-        assert re.search(rf"equivocation by validator {offender}\b", log) is None, index
-
-
-def _assert_same_chain(network: LocalNetwork) -> None:
-    top = min(network.heights().values())
-    reference = network.committed_hashes(0, 1, top)
-    assert len(reference) == top
-    for index in range(1, len(network)):
-        assert network.committed_hashes(index, 1, top) == reference, index
-
-
-def _caught_up(network: LocalNetwork, index: int) -> bool:
-    heights = network.heights()
-    others = max(h for i, h in heights.items() if i != index)
-    return heights[index] >= others - CATCH_UP_BLOCKS
 
 
 def test_kill_9_under_load_then_restart_catches_up_without_double_voting(
@@ -71,7 +50,7 @@ def test_kill_9_under_load_then_restart_catches_up_without_double_voting(
         network.start(VICTIM)
         restarted = time.monotonic()
         network.wait_until(
-            lambda: _caught_up(network, VICTIM),
+            lambda: network.caught_up(VICTIM, CATCH_UP_BLOCKS),
             timeout=CATCH_UP_S,
             what=f"validator {VICTIM} within {CATCH_UP_BLOCKS} blocks of the others",
         )
@@ -86,8 +65,8 @@ def test_kill_9_under_load_then_restart_catches_up_without_double_voting(
     assert after.last_voted_round > before.last_voted_round  # it voted again after restart
     recovered = re.findall(r"validator 3 recovered: height (\d+)", network.log_text(VICTIM))
     assert len(recovered) == 2 and int(recovered[1]) == on_disk > 0  # resumed from its disk
-    _assert_no_equivocation(network, VICTIM)
-    _assert_same_chain(network)
+    network.assert_no_equivocation(VICTIM)
+    network.assert_same_chain()
     network.wait_until(
         lambda: all(
             network.metric(i, "aitbc_txs_committed_total") >= len(load.accepted_ids)
@@ -122,7 +101,9 @@ def test_sigterm_exits_zero_quickly_and_restarts_from_disk(make_network: Network
     recovered = re.findall(r"validator 3 recovered: height (\d+)", network.log_text(VICTIM))
     assert len(recovered) == 2 and int(recovered[1]) >= before_height
     network.wait_until(
-        lambda: _caught_up(network, VICTIM), timeout=CATCH_UP_S, what="catch-up after SIGTERM"
+        lambda: network.caught_up(VICTIM, CATCH_UP_BLOCKS),
+        timeout=CATCH_UP_S,
+        what="catch-up after SIGTERM",
     )
     network.wait_height(network.height(0) + 12, timeout=40)  # across another epoch boundary
     network.wait_until(
@@ -130,8 +111,8 @@ def test_sigterm_exits_zero_quickly_and_restarts_from_disk(make_network: Network
         timeout=10,
         what="the restarted validator in the others' epoch",
     )
-    _assert_no_equivocation(network, VICTIM)
-    _assert_same_chain(network)
+    network.assert_no_equivocation(VICTIM)
+    network.assert_same_chain()
 
 
 def test_whole_network_kill_9_and_restart_keeps_the_chain_live(
@@ -152,5 +133,5 @@ def test_whole_network_kill_9_and_restart_keeps_the_chain_live(
     network.wait_ready(timeout=60)
     network.wait_height(max(heights) + 5, timeout=40)
     for i in range(4):
-        _assert_no_equivocation(network, i)
-    _assert_same_chain(network)
+        network.assert_no_equivocation(i)
+    network.assert_same_chain()

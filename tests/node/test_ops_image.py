@@ -1,6 +1,6 @@
-"""The node's container image cannot be built here (no Docker engine): check the Dockerfile's
-essentials by parsing it, check that its build context provides what it copies, check the
-`make image` rule's behaviour without an engine, and lint with hadolint when it is installed."""
+"""The node image's recipe, without building it (tests/containers builds and runs it): the
+Dockerfile's essentials by parsing it, that its build context provides what it copies, the
+`make image` rule's choice of engine and base with fake engine CLIs, and hadolint."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "node_image" / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+#: Prepared on the host by scripts/wheelhouse.py (make image), not in the repository: the wheels
+#: and the three lists it writes.
+WHEELHOUSE = "build/wheelhouse"
+WHEELHOUSE_FILES = ("requirements.txt", "tools.txt", "wheels.txt")
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,14 @@ class Stage:
         return [i.arguments for i in self.instructions if i.keyword == keyword]
 
 
-def parse_dockerfile(text: str) -> list[Stage]:
-    """Stages of a Dockerfile: comments dropped, continuation lines joined."""
+@dataclass(frozen=True)
+class Dockerfile:
+    global_args: dict[str, str]
+    stages: list[Stage]
+
+
+def parse_dockerfile(text: str) -> Dockerfile:
+    """Global ARGs and stages of a Dockerfile: comments dropped, continuation lines joined."""
     logical: list[str] = []
     pending = ""
     for raw in text.splitlines():
@@ -54,12 +64,16 @@ def parse_dockerfile(text: str) -> list[Stage]:
         pending = ""
     assert not pending, "the Dockerfile ends inside a continued line"
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     current: list[Instruction] = []
     header: tuple[str, str | None] | None = None
     for line in logical:
         keyword, _, arguments = line.partition(" ")
         keyword = keyword.upper()
-        if keyword == "FROM":
+        if keyword == "ARG" and header is None:
+            name, _, default = arguments.strip().partition("=")
+            global_args[name] = default
+        elif keyword == "FROM":
             if header is not None:
                 stages.append(Stage(header[0], header[1], tuple(current)))
             match = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", arguments, re.I)
@@ -70,12 +84,17 @@ def parse_dockerfile(text: str) -> list[Stage]:
             current.append(Instruction(keyword, arguments.strip()))
     assert header is not None, "no FROM"
     stages.append(Stage(header[0], header[1], tuple(current)))
-    return stages
+    return Dockerfile(global_args, stages)
 
 
 @pytest.fixture(scope="module")
-def stages() -> list[Stage]:
+def dockerfile() -> Dockerfile:
     return parse_dockerfile(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def stages(dockerfile: Dockerfile) -> list[Stage]:
+    return dockerfile.stages
 
 
 def exec_form(arguments: str) -> list[str]:
@@ -84,25 +103,49 @@ def exec_form(arguments: str) -> list[str]:
     return value
 
 
-def test_multi_stage_on_python_3_11_slim(stages: list[Stage]) -> None:
+def test_multi_stage_on_a_base_image_that_defaults_to_python_3_11_slim(
+    dockerfile: Dockerfile,
+) -> None:
+    assert dockerfile.global_args["BASE_IMAGE"] == "python:3.11-slim"  # users with a registry
+    stages = dockerfile.stages
     assert len(stages) >= 2
-    assert all(stage.image == "python:3.11-slim" for stage in stages)
+    assert all(stage.image == "${BASE_IMAGE}" for stage in stages)  # make image: the local base
     assert stages[0].name == "builder"
     runtime = stages[-1]
     copies_from_builder = [c for c in runtime.all("COPY") if c.startswith("--from=builder")]
-    assert any("/opt/venv /opt/venv" in c for c in copies_from_builder)
+    assert copies_from_builder == ["--from=builder /dist/ /opt/dist/"]  # the project's wheel
 
 
-def test_the_builder_generates_the_grpc_stubs_and_installs_the_project(
+def test_the_builder_generates_the_grpc_stubs_and_builds_the_project_wheel(
     stages: list[Stage],
 ) -> None:
     builder_runs = " ".join(stages[0].all("RUN"))
     assert "grpc_tools.protoc" in builder_runs
     assert "scripts/fix_proto_imports.py node_image/aitbc_node/proto" in builder_runs
-    assert "pip install --no-deps" in builder_runs
+    assert "pip wheel --no-deps --no-build-isolation --wheel-dir /dist ." in builder_runs
     for proto in re.findall(r"(node_image/proto/\S+\.proto)", builder_runs):
         assert (REPO / proto).is_file(), proto
-    assert "pip install" not in " ".join(stages[-1].all("RUN"))  # nothing built at runtime
+    runtime_runs = " ".join(stages[-1].all("RUN"))
+    assert "pip install --no-cache-dir --no-index --no-deps /opt/dist/*.whl" in runtime_runs
+    assert "pip check" in runtime_runs
+
+
+def test_the_build_needs_no_network(stages: list[Stage]) -> None:
+    """Every wheel comes from the wheelhouse prepared on the host; nothing from apt."""
+    builder_env = " ".join(stages[0].all("ENV"))
+    assert "PIP_NO_INDEX=1" in builder_env and "PIP_FIND_LINKS=/wheels" in builder_env
+    for stage in stages:
+        runs = " ".join(stage.all("RUN"))
+        assert "apt-get" not in runs and "curl" not in runs
+        if stage is not stages[0]:
+            installs = re.findall(r"pip install [^&]*", runs)
+            assert installs and all("--no-index" in command for command in installs), installs
+    runtime_runs = stages[-1].all("RUN")
+    dependency_step = next(run for run in runtime_runs if "requirements.txt" in run)
+    assert dependency_step.startswith("--mount=type=bind,source=build/wheelhouse,target=/wheels ")
+    # the wheel list is copied before that step: it is what invalidates its cache
+    copies = stages[-1].all("COPY")
+    assert "build/wheelhouse/wheels.txt /opt/venv-wheels.txt" in copies
 
 
 def test_runtime_runs_as_a_non_root_user(stages: list[Stage]) -> None:
@@ -134,59 +177,100 @@ def test_every_context_copy_exists_and_is_in_the_build_context(stages: list[Stag
     patterns = [line for line in ignore if line and not line.startswith("#")]
     assert patterns[0] == "*", ".dockerignore should start by excluding everything"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+
+    def in_context(source: str) -> None:
+        top = source.rstrip("/")
+        if top == WHEELHOUSE or top.startswith(f"{WHEELHOUSE}/"):
+            name = top[len(WHEELHOUSE) :].lstrip("/")
+            assert name in ("", *WHEELHOUSE_FILES), f"{source}: the wheelhouse has no such file"
+        else:
+            assert list(REPO.glob(top)), f"{source}: not in the repository"
+        assert any(top == inc or top.startswith(inc + "/") for inc in included), (
+            f"{source}: excluded by .dockerignore"
+        )
+
     for stage in stages:
         for copy in stage.all("COPY"):
             if copy.startswith("--from="):
                 continue
             sources = [part for part in copy.split()[:-1] if not part.startswith("--")]
             for source in sources:
-                matches = list(REPO.glob(source.rstrip("/")))
                 if "*" not in source:
-                    assert matches, f"COPY {source}: not in the repository"
-                    top = source.rstrip("/")
-                    assert any(top == inc or top.startswith(inc + "/") for inc in included), (
-                        f"COPY {source}: excluded by .dockerignore"
-                    )
+                    in_context(source)
+        for run in stage.all("RUN"):
+            for source in re.findall(r"--mount=type=bind,source=([^,\s]+)", run):
+                in_context(source)
     assert "node_image/aitbc_node/proto" in patterns  # generated in the builder, never copied
 
 
-def test_make_image_without_an_engine_says_docker_is_needed(tmp_path: Path) -> None:
+def fake_engines(tmp_path: Path, answering: set[str]) -> tuple[dict[str, str], Path]:
+    """A PATH whose ``docker`` and ``podman`` log their arguments; ``<cli> info`` fails unless
+    the CLI is in ``answering``. Every other call succeeds (``image inspect``: the base exists)."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    docker = fake / "docker"
-    docker.write_text(
-        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///x' >&2\nexit 1\n"
-    )
-    docker.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(REPO), "image"],
+    log = tmp_path / "engine.log"
+    for cli in ("docker", "podman"):
+        script = fake / cli
+        refusal = f"Cannot connect to the {cli} engine at unix:///x"
+        fails = (
+            "" if cli in answering else f'[ "$1" = info ] && {{ echo "{refusal}" >&2; exit 1; }}\n'
+        )
+        script.write_text(f'#!/bin/sh\necho "{cli} $*" >> {log}\n{fails}exit 0\n')
+        script.chmod(0o755)
+    return {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}, log
+
+
+def make_image(env: dict[str, str], *variables: str) -> subprocess.CompletedProcess[str]:
+    """``make image`` without remaking the wheelhouse (``-o``: it needs the package index)."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), "-o", f"{WHEELHOUSE}/wheels.txt",
+         "image", *variables],
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
+
+
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+BUILD_ARGS = f"-f node_image/Dockerfile -t aitbc-testnet-node:{VERSION} ."
+
+
+def test_make_image_without_an_engine_says_what_failed_and_what_to_do(tmp_path: Path) -> None:
+    env, log = fake_engines(tmp_path, answering=set())
+    result = make_image(env)
     assert result.returncode != 0
-    assert (
-        "make image needs a running Docker engine (docker info failed): Cannot connect to the "
-        "Docker daemon at unix:///x"
-    ) in result.stdout
+    assert "no container engine answers on this machine:" in result.stderr
+    assert "docker info failed: Cannot connect to the docker engine at unix:///x" in result.stderr
+    assert "podman info failed: Cannot connect to the podman engine at unix:///x" in result.stderr
+    assert "run 'make install' as root (installs and configures podman)" in result.stderr
+    assert "build" not in log.read_text()
 
 
-def test_make_image_builds_the_versioned_tag_from_the_repo_root(tmp_path: Path) -> None:
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    log = tmp_path / "docker.log"
-    docker = fake / "docker"
-    docker.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 0\n')
-    docker.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(REPO), "image"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
+def test_make_image_prefers_docker_and_uses_the_local_base(tmp_path: Path) -> None:
+    env, log = fake_engines(tmp_path, answering={"docker", "podman"})
+    result = make_image(env)
     assert result.returncode == 0, result.stdout + result.stderr
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert log.read_text().splitlines() == [
+        "docker info",
+        "docker image inspect localhost/aitbc-base:bookworm",  # exists: not made again
+        f"docker build --network none --build-arg BASE_IMAGE=localhost/aitbc-base:bookworm "
+        f"{BUILD_ARGS}",
+    ]
+
+
+def test_make_image_with_podman_keeps_the_healthcheck_and_takes_another_base(
+    tmp_path: Path,
+) -> None:
+    env, log = fake_engines(tmp_path, answering={"podman"})
+    iidfile = tmp_path / "iid"
+    result = make_image(env, "BASE_IMAGE=python:3.11-slim", f"IIDFILE={iidfile}")
+    assert result.returncode == 0, result.stdout + result.stderr
     calls = log.read_text().splitlines()
-    assert calls[0] == "info"
-    assert calls[1] == f"build -f node_image/Dockerfile -t aitbc-testnet-node:{version} ."
+    assert calls == [
+        "docker info",
+        "podman info",
+        # docker format: podman's default OCI format drops HEALTHCHECK; no local base needed
+        f"podman build --format docker --network none --build-arg BASE_IMAGE=python:3.11-slim "
+        f"--iidfile {iidfile} {BUILD_ARGS}",
+    ]
 
 
 HADOLINT = shutil.which("hadolint") or shutil.which(

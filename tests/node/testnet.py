@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -433,6 +434,30 @@ class LocalNetwork:
             f"validators {chosen} to reach height {height}",
             watch=chosen,
         )
+
+    # ------------------------------------------------------------------ safety checks
+
+    def caught_up(self, index: int, blocks: int) -> bool:
+        """Validator ``index`` is within ``blocks`` of the highest other validator."""
+        heights = self.heights()
+        others = max(h for i, h in heights.items() if i != index)
+        return heights[index] >= others - blocks
+
+    def assert_no_equivocation(self, offender: int) -> None:
+        """No validator slashed anyone, and none logged equivocation evidence against
+        ``offender`` (it never signed twice in a round)."""
+        for index in range(len(self)):
+            assert self.metric(index, "aitbc_slashing_events_total") == 0, index
+            log = self.log_text(index)
+            assert re.search(rf"equivocation by validator {offender}\b", log) is None, index
+
+    def assert_same_chain(self) -> None:
+        """Every validator holds the same committed hashes up to the lowest height."""
+        top = min(self.heights().values())
+        reference = self.committed_hashes(0, 1, top)
+        assert len(reference) == top
+        for index in range(1, len(self)):
+            assert self.committed_hashes(index, 1, top) == reference, index
 
     # ------------------------------------------------------------------ storage
 

@@ -234,3 +234,18 @@ expressionSelectors:
   value: {{ $value | toString | quote }}
 {{- end }}
 {{- end -}}
+
+{{- define "aitbc.nightlyName" -}}
+{{- include "aitbc.suffixedName" (list . "nightly") -}}
+{{- end -}}
+
+{{/* The claim holding the nightly's reports and history: an existing one, or the chart's. */}}
+{{- define "aitbc.nightlyClaimName" -}}
+{{- .Values.nightly.persistence.existingClaim | default (include "aitbc.nightlyName" .) -}}
+{{- end -}}
+
+{{/* The nightly campaign's image: nightly.image, else the chart's (node) image. */}}
+{{- define "aitbc.nightlyImage" -}}
+{{- $image := .Values.nightly.image -}}
+{{- printf "%s:%s" ($image.repository | default .Values.image.repository) (toString ($image.tag | default .Values.image.tag)) -}}
+{{- end -}}
