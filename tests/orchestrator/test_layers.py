@@ -37,6 +37,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "orchestrator.report",
         "orchestrator.measure",
     ),
+    "orchestrator.container_engine": ("orchestrator.errors",),
+    "orchestrator.history": ("orchestrator.errors", "orchestrator.report", "orchestrator.history"),
     "orchestrator.platforms.capabilities": (*LOW, "orchestrator.external"),
     "orchestrator.platforms.run_dirs": ("orchestrator.errors",),
     "orchestrator.faults": (
