@@ -203,21 +203,30 @@ def test_every_context_copy_exists_and_is_in_the_build_context(stages: list[Stag
     assert "node_image/aitbc_node/proto" in patterns  # generated in the builder, never copied
 
 
+#: Logged by a fake engine's ``build`` when the build lock of ``make image`` is held meanwhile.
+LOCK_HELD = "(build lock held)"
+
+
 def fake_engines(tmp_path: Path, answering: set[str]) -> tuple[dict[str, str], Path]:
     """A PATH whose ``docker`` and ``podman`` log their arguments; ``<cli> info`` fails unless
-    the CLI is in ``answering``. Every other call succeeds (``image inspect``: the base exists)."""
+    the CLI is in ``answering``. Every other call succeeds (``image inspect``: the base exists);
+    ``build`` also logs LOCK_HELD when it cannot take ``make image``'s lock (IMAGE_LOCK, a file
+    of this test: a real build of the checkout may hold the checkout's own lock meanwhile)."""
     fake = tmp_path / "bin"
     fake.mkdir()
     log = tmp_path / "engine.log"
+    lock = tmp_path / "image.lock"
     for cli in ("docker", "podman"):
         script = fake / cli
         refusal = f"Cannot connect to the {cli} engine at unix:///x"
         fails = (
             "" if cli in answering else f'[ "$1" = info ] && {{ echo "{refusal}" >&2; exit 1; }}\n'
         )
-        script.write_text(f'#!/bin/sh\necho "{cli} $*" >> {log}\n{fails}exit 0\n')
+        held = f'[ "$1" = build ] && ! flock -n {lock} true && echo "{LOCK_HELD}" >> {log}\n'
+        script.write_text(f'#!/bin/sh\necho "{cli} $*" >> {log}\n{fails}{held}exit 0\n')
         script.chmod(0o755)
-    return {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}, log
+    path = f"{fake}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "IMAGE_LOCK": str(lock)}, log
 
 
 def make_image(env: dict[str, str], *variables: str) -> subprocess.CompletedProcess[str]:
@@ -253,6 +262,7 @@ def test_make_image_prefers_docker_and_uses_the_local_base(tmp_path: Path) -> No
         "docker image inspect localhost/aitbc-base:bookworm",  # exists: not made again
         f"docker build --network none --build-arg BASE_IMAGE=localhost/aitbc-base:bookworm "
         f"{BUILD_ARGS}",
+        LOCK_HELD,  # one build of the checkout at a time: a second `make image` waits
     ]
 
 
@@ -270,6 +280,7 @@ def test_make_image_with_podman_keeps_the_healthcheck_and_takes_another_base(
         # docker format: podman's default OCI format drops HEALTHCHECK; no local base needed
         f"podman build --format docker --network none --build-arg BASE_IMAGE=python:3.11-slim "
         f"--iidfile {iidfile} {BUILD_ARGS}",
+        LOCK_HELD,
     ]
 
 

@@ -17,6 +17,7 @@ per job:
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -44,13 +45,27 @@ __all__ = [
     "ChartSettings",
     "GenesisError",
     "apply_chart_sets",
+    "bundled_chart_dir",
     "chart_values",
     "genesis_json",
     "make_genesis",
 ]
 
-CHART_DIR = Path(__file__).resolve().parents[3] / "helm" / "aitbc-testnet"
-"""The bundled chart (source checkout layout)."""
+
+def bundled_chart_dir() -> Path:
+    """The chart ``helm/aitbc-testnet`` that comes with this orchestrator: the copy inside the
+    installed package (``orchestrator/chart/aitbc-testnet``, put there by ``setup.py`` when a
+    wheel is built: the image, any ``pip install``), else the source checkout's (an editable
+    install, or tests run from the repository)."""
+    package = Path(str(importlib.resources.files("orchestrator"))).resolve()
+    packaged = package / "chart" / "aitbc-testnet"
+    if (packaged / "Chart.yaml").is_file():
+        return packaged
+    return package.parent / "helm" / "aitbc-testnet"
+
+
+CHART_DIR = bundled_chart_dir()
+"""The bundled chart (see ``bundled_chart_dir``)."""
 
 GENESIS_MOUNT_PATH = "/etc/aitbc/genesis.json"
 """Where the chart mounts the genesis in a validator pod (the config ConfigMap)."""
