@@ -120,7 +120,7 @@ bench: install
 # Copy the dashboards (source of truth: dashboards/) into the chart and lint it with the Helm engine.
 chart: install
 	bash helm/sync-dashboards.sh
-	$(PY) -c "from pathlib import Path; from orchestrator.helm_engine import lint_chart; \
+	$(PY) -c "from pathlib import Path; from orchestrator.external.helm import lint_chart; \
 	  [print(m) for m in lint_chart(Path('helm/aitbc-testnet'), {})]"
 
 # The whole campaign on a real kind cluster (needs Docker and kind): a cluster named
