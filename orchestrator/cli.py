@@ -135,15 +135,27 @@ def register_command_modules(target: typer.Typer) -> None:
 register_command_modules(app)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: handled as Ctrl-C is (see ``main``)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``aitbc-testnet``. Returns the exit code (0 on success).
 
     Ctrl-C (SIGINT) always interrupts a command, which then clears its faults, stops its load
     and tears down what it started: Python installs its KeyboardInterrupt handler only when
     SIGINT is not ignored at start, and a shell starts a script's background jobs with SIGINT
-    ignored, so ``aitbc-testnet run ... &`` would otherwise run on through ``kill -INT``."""
+    ignored, so ``aitbc-testnet run ... &`` would otherwise run on through ``kill -INT``.
+    SIGTERM (a CI runner cancelling the job, a Kubernetes Job deleted, ``kill``) does the same:
+    it raises ``Terminated``, a KeyboardInterrupt, where the command is, so the same clean-up
+    runs instead of the process dying with its validators, load and faults left behind."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app(args=argv, prog_name="aitbc-testnet")
     except SystemExit as exc:

@@ -51,14 +51,43 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
         def _split_scope(self, nodeid: str) -> str:
             return test_group(nodeid)
 
+    # Hand the units out in collection order (see pytest_collection_modifyitems), not
+    # largest-first: the default reorder would start with the container tests and end with
+    # the single long campaigns, one worker running them while the others idle.
+    config.option.loadscopereorder = False
     return GroupScheduling(config, log)
 
 
+LONG_FIRST = (
+    "tests/e2e/",
+    "tests/unit/test_safety_properties.py",
+    "tests/unit/test_byzantine_sim.py",
+    "tests/node/",
+    "tests/loadgen/",
+)
+"""Folders and modules of long tests (campaigns, real testnets, thousands of schedules), in
+the order their units start: the longest first, so no worker is left with a long unit while
+the others have finished (a unit of the others takes seconds)."""
+
+
+def run_order(nodeid: str) -> int:
+    """The position of ``nodeid``'s kind of test in the run: LONG_FIRST, then the rest, and the
+    tests that use the node image last: `make test` builds the image in the background while the
+    others run, and their `make image` waits for that build (scripts/with-image-build.sh)."""
+    if nodeid.startswith(ENGINE_TESTS):
+        return len(LONG_FIRST) + 1
+    return next(
+        (rank for rank, prefix in enumerate(LONG_FIRST) if nodeid.startswith(prefix)),
+        len(LONG_FIRST),
+    )
+
+
+run_order.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that use the node image run last (in their usual order): `make test` builds
-    the image in the background while the others run, and their `make image` waits for that
-    build (scripts/with-image-build.sh)."""
-    items.sort(key=lambda item: item.nodeid.startswith(ENGINE_TESTS))
+    """Run order: ``run_order``, each kind in its usual order (the sort is stable)."""
+    items.sort(key=lambda item: run_order(item.nodeid))
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,10 @@ def test_partition_is_visible_in_prometheus(cli: Any, smoke: dict[str, Any]) -> 
     assert status(cli, root)["faults"] == []
 
 
-def test_ctrl_c_during_a_fault_clears_it(cli: Any, smoke: dict[str, Any]) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_a_fault_clears_it(
+    cli: Any, smoke: dict[str, Any], signum: signal.Signals
+) -> None:
     root = smoke["root"]
     argv = cli.argv(
         "fault", "delay", "--target", "half", "--delay-ms", "20", "--duration", "10m",
@@ -152,7 +155,7 @@ def test_ctrl_c_during_a_fault_clears_it(cli: Any, smoke: dict[str, Any]) -> Non
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: len(status(cli, root)["faults"]) == 2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=BOUND_S)
     finally:
         if process.poll() is None:
