@@ -39,6 +39,8 @@ RUN_PREFIX = f"aitbc-test-{uuid.uuid4().hex[:6]}"
 VICTIM = 3
 BOUND_S = 180.0
 """The bound on every wait: met in seconds on an idle machine, many times that on a busy one."""
+READY_BOUND = "600"
+"""--ready-timeout / --timeout of the testnets here (ready in ~10 s on an idle machine)."""
 SPEED_FREE = (
     "criteria.min_tps=1",
     "criteria.max_finality_p50_ms=600000",
@@ -79,8 +81,10 @@ def assert_nothing_left(engine: ContainerEngine, directory: Path) -> None:
 
 
 @pytest.fixture
-def run_root(tmp_path: Path) -> Iterator[Path]:
-    """A --run-dir whose runs are brought down afterwards, whatever the test did."""
+def docker_runs(tmp_path: Path, engine: ContainerEngine) -> Iterator[Path]:
+    """A --run-dir whose docker runs are brought down afterwards whatever the test did: each
+    recorded run by its platform (processes by pid, containers and volumes), then anything
+    still labelled with one of its run ids (a deploy that failed before recording it)."""
     root = tmp_path / "runs"
     root.mkdir()
     try:
@@ -88,16 +92,19 @@ def run_root(tmp_path: Path) -> Iterator[Path]:
     finally:
         for state_path in root.glob(f"*/{STATE_FILE}"):
             attach_platform(state_path.parent).destroy()
+        for directory in root.iterdir():
+            engine.remove_labelled({RUN_LABEL: directory.name})
 
 
 def test_devnet_smoke_runs_on_docker_and_leaves_nothing(
-    node_image: str, engine: ContainerEngine, run_root: Path, tmp_path: Path
+    node_image: str, engine: ContainerEngine, docker_runs: Path, tmp_path: Path
 ) -> None:
     run_id, out = f"{RUN_PREFIX}-smoke", tmp_path / "out"
     sets = [item for value in SPEED_FREE for item in ("--set", value)]
     result = aitbc(
         "run", "devnet-smoke", "--platform", "docker", "--image", node_image,
-        "--run-dir", str(run_root), "--run-id", run_id, "--out", str(out), *sets,
+        "--run-dir", str(docker_runs), "--run-id", run_id, "--out", str(out),
+        "--ready-timeout", READY_BOUND, *sets,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "devnet-smoke: PASSED" in result.stdout
@@ -111,16 +118,19 @@ def test_devnet_smoke_runs_on_docker_and_leaves_nothing(
         log = (out / "artifacts" / "logs" / f"node-{index}.log").read_text()
         assert f"--- container aitbc-{run_id}-validator-{index} " in log
         assert f"validator {index} recovered: height 0" in log
-    assert_nothing_left(engine, run_root / run_id)
+    assert_nothing_left(engine, docker_runs / run_id)
 
 
 def test_a_killed_validator_container_restarts_on_its_volume_without_double_signing(
-    node_image: str, engine: ContainerEngine, run_root: Path, tmp_path: Path
+    node_image: str, engine: ContainerEngine, docker_runs: Path, tmp_path: Path
 ) -> None:
     run_id = f"{RUN_PREFIX}-stages"
-    on_run = ("--run-dir", str(run_root), "--run-id", run_id)
-    directory = run_root / run_id
-    result = aitbc("up", "devnet-smoke", "--platform", "docker", "--image", node_image, *on_run)
+    on_run = ("--run-dir", str(docker_runs), "--run-id", run_id)
+    directory = docker_runs / run_id
+    result = aitbc(
+        "up", "devnet-smoke", "--platform", "docker", "--image", node_image,
+        "--timeout", READY_BOUND, *on_run,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     platform = DockerPlatform.attach(directory)
     try:
