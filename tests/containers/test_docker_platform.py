@@ -1,10 +1,11 @@
 """``--platform docker`` end to end, through the real CLI (in this process) with the node image
 of this checkout (the session's ``node_image``): a whole ``run devnet-smoke`` that passes, and a
-live run driven stage by stage whose validator container is killed (SIGKILL) and restarted (a
-new container on the same volume) through ``fault kill`` / ``fault restart``: it resumes from
-its chain, catches up and never signs twice. What the engine runs is the platform's spec (the
-chart's container: tests/chart/test_chart_validator_container.py). After ``down`` (or the
-campaign's own teardown) nothing of a run is left: no container, no volume, no process."""
+live run driven stage by stage (``up``, ``load``, ``fault``, ``status``, ``collect``, ``down``)
+whose validator container is killed (SIGKILL) and restarted (a new container on the same
+volume): it resumes from its chain, catches up and never signs twice. What the engine runs is
+the platform's spec (the chart's container: tests/chart/test_chart_validator_container.py).
+After ``down`` (or the campaign's own teardown) nothing of a run is left: no container, no
+volume, no process."""
 
 from __future__ import annotations
 
@@ -151,6 +152,11 @@ def test_a_killed_validator_container_restarts_on_its_volume_without_double_sign
             )
             in_order = tuple(sorted(asked.mounts, key=lambda mount: mount.target))
             assert read_back == dataclasses.replace(asked, mounts=in_order)
+        burst = aitbc("load", "--burst", "200", "--json", *on_run)  # through every container
+        assert burst.exit_code == 0, burst.output
+        outcome = json.loads(burst.stdout)
+        assert outcome["committed"] == outcome["accepted"] == 200 and outcome["missing"] == 0
+
         victim = f"aitbc-{run_id}-validator-{VICTIM}"
         first = engine.state(victim)
 
@@ -186,7 +192,7 @@ def test_a_killed_validator_container_restarts_on_its_volume_without_double_sign
         assert state_of(directory).validators[VICTIM].restarts == 1
 
         out = tmp_path / "collected"
-        aitbc("collect", "--out", str(out), *on_run)  # no load ran: judged on safety alone
+        aitbc("collect", "--out", str(out), *on_run)  # no Locust load: judged on safety
         report = json.loads((out / "report.json").read_text())
         assert report["safety"]["ok"], report["safety"]
         assert report["measurements"]["slashing_events"] == 0
