@@ -35,7 +35,7 @@ from container_network import ContainerNetwork, build_node_image  # noqa: E402
 from figures import Figure, at_most  # noqa: E402
 from testnet import LocalNetwork  # noqa: E402
 
-from orchestrator.container_engine import RUN_LABEL, ContainerEngine  # noqa: E402
+from orchestrator.external.container_engine import RUN_LABEL, ContainerEngine  # noqa: E402
 
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 IMAGE = f"aitbc-testnet-node:{VERSION}"

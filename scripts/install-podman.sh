@@ -7,7 +7,7 @@
 #   - no default ulimits: podman raises RLIMIT_NOFILE for every container by default, which the
 #     host does not permit ("error setting rlimit type 7: operation not permitted").
 # A drop-in, so an administrator's containers.conf is left alone; plain `podman` and
-# `podman system service` (the Docker Engine API that orchestrator/container_engine.py uses) both
+# `podman system service` (the Docker Engine API that orchestrator/external/container_engine.py uses) both
 # read it. Idempotent.
 set -uo pipefail
 

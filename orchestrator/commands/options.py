@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +17,9 @@ from orchestrator.scenario.plan import Plan, resolve_plan
 
 __all__ = [
     "DEFAULT_RUN_DIR",
+    "BasePortOption",
     "ExistingRunIdOption",
+    "ImageOption",
     "JsonOption",
     "OutOption",
     "PlatformName",
@@ -28,6 +30,7 @@ __all__ = [
     "SetOption",
     "duration_flag",
     "load_plan",
+    "platform_options",
 ]
 
 
@@ -35,6 +38,7 @@ class PlatformName(StrEnum):
     """The ``--platform`` choices: the registry's platforms (a test checks they agree)."""
 
     local = "local"
+    docker = "docker"
     kubernetes = "kubernetes"
     sim = "sim"
 
@@ -87,6 +91,28 @@ ExistingRunIdOption = Annotated[
     ),
 ]
 
+BasePortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--base-port",
+        min=1,
+        max=65535,
+        help="local, docker: validator i listens on BASE+i (gRPC) and BASE+N+i (ops), "
+        "Prometheus on BASE+2N, the load generator's metrics on BASE+2N+1 (default: free "
+        "ports).",
+        show_default=False,
+    ),
+]
+ImageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="docker: the node image the validators run, a reference or an id (default: "
+        "aitbc-testnet-node:<AITBC_IMAGE_TAG, else this version>; `make image` builds it).",
+        show_default=False,
+    ),
+]
+
 OutOption = Annotated[
     Path | None,
     typer.Option(
@@ -110,6 +136,26 @@ def duration_flag(text: str | None, *, at_least_s: float, hint: str) -> float | 
     if seconds < at_least_s or seconds <= 0:
         raise UsageError(f"--duration {text}: {hint}")
     return seconds
+
+
+def platform_options(
+    platform: PlatformName, *, base_port: int | None = None, image: str | None = None
+) -> dict[str, Any]:
+    """The platform's options from the flags given; UsageError (exit 2) for a flag that does
+    not apply to ``platform``."""
+    options: dict[str, Any] = {}
+    if base_port is not None:
+        if platform not in (PlatformName.local, PlatformName.docker):
+            raise UsageError("--base-port applies to --platform local or docker only")
+        options["base_port"] = base_port
+    if image is not None:
+        if platform is not PlatformName.docker:
+            raise UsageError(
+                "--image applies to --platform docker only (kubernetes takes the tag from "
+                "AITBC_IMAGE_TAG)"
+            )
+        options["image"] = image
+    return options
 
 
 def load_plan(

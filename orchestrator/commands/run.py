@@ -8,6 +8,8 @@ import typer
 
 from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
+    BasePortOption,
+    ImageOption,
     OutOption,
     PlatformName,
     PlatformOption,
@@ -16,11 +18,12 @@ from orchestrator.commands.options import (
     ScenarioArgument,
     SetOption,
     load_plan,
+    platform_options,
 )
 from orchestrator.commands.output import echo_progress, outcome_lines
 from orchestrator.errors import AitbcTestnetError
 from orchestrator.platforms import get_platform
-from orchestrator.platforms.capabilities import Simulator
+from orchestrator.platforms.capabilities import LiveRun, Simulator
 from orchestrator.stages.campaign import DEFAULT_READY_TIMEOUT_S, Campaign
 from orchestrator.stages.collect import ARTIFACTS_DIR
 from orchestrator.stages.simulate import run_simulated
@@ -57,23 +60,13 @@ def register(app: typer.Typer) -> None:
                 "--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."
             ),
         ] = DEFAULT_READY_TIMEOUT_S,
-        base_port: Annotated[
-            int | None,
-            typer.Option(
-                "--base-port",
-                min=1,
-                max=65535,
-                help="local: validators on BASE..BASE+2N-1, Prometheus and the load "
-                "generator's metrics right after (default: free ports).",
-                show_default=False,
-            ),
-        ] = None,
+        base_port: BasePortOption = None,
+        image: ImageOption = None,
     ) -> None:
+        options = platform_options(platform, base_port=base_port, image=image)
         plan = load_plan(scenario, sets, platform, run_id)
         directory = run_dir / plan.run_id
         out_dir = out if out is not None else directory / "report"
-        local = platform is PlatformName.local and base_port is not None
-        options = {"base_port": base_port} if local else {}
         target = get_platform(platform.value, directory, **options)
         typer.echo(
             f"run {plan.run_id}: {plan.name} on {platform.value}; files in {directory}, "
@@ -108,6 +101,9 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(code=INTERRUPTED_EXIT) from None
+        finally:
+            if isinstance(target, LiveRun):
+                target.close()  # its connections (after --keep the testnet keeps running)
         for line in outcome_lines(result.report, result.files):
             typer.echo(line)
         if result.kept:

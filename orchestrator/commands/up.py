@@ -12,6 +12,8 @@ import typer
 
 from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
+    BasePortOption,
+    ImageOption,
     JsonOption,
     PlatformName,
     PlatformOption,
@@ -20,12 +22,12 @@ from orchestrator.commands.options import (
     ScenarioArgument,
     SetOption,
     load_plan,
+    platform_options,
 )
 from orchestrator.commands.output import echo_json, sim_summary
 from orchestrator.commands.progress import Progress
-from orchestrator.errors import UsageError
 from orchestrator.platforms import get_platform
-from orchestrator.platforms.capabilities import NodeAccess, PrometheusAccess, Simulator
+from orchestrator.platforms.capabilities import LiveRun, NodeAccess, PrometheusAccess, Simulator
 from orchestrator.scenario.plan import Plan
 from orchestrator.stages.down import tear_down
 from orchestrator.stages.live import committed_tps
@@ -41,7 +43,8 @@ def register(app: typer.Typer) -> None:
             "answers /readyz, Prometheus is ready and every height rises. Prints the run id, "
             "the run directory, the Prometheus URL and each validator's endpoints; the testnet "
             "keeps running (stop it with `aitbc-testnet down`). Refuses (exit 3) when a port is "
-            "taken or the prometheus binary is missing. With --platform sim: run the whole "
+            "taken, the prometheus binary is missing or (docker) the node image is not built. "
+            "With --platform sim: run the whole "
             "scenario in the deterministic simulator and print its summary (labelled "
             "simulated).\n\n"
             "Example: aitbc-testnet up devnet-smoke --run-id demo --base-port 21000"
@@ -63,18 +66,8 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        base_port: Annotated[
-            int | None,
-            typer.Option(
-                "--base-port",
-                min=1,
-                max=65535,
-                help="Local: validator i listens on BASE+i (gRPC) and BASE+N+i (ops), "
-                "Prometheus on BASE+2N, the load generator's metrics on BASE+2N+1 (default: "
-                "free ports).",
-                show_default=False,
-            ),
-        ] = None,
+        base_port: BasePortOption = None,
+        image: ImageOption = None,
         keep_going: Annotated[
             bool,
             typer.Option(
@@ -85,11 +78,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
         json_output: JsonOption = False,
     ) -> None:
+        options = platform_options(platform, base_port=base_port, image=image)
         plan = load_plan(scenario, sets, platform, run_id)
         directory = run_dir / plan.run_id
-        if base_port is not None and platform is not PlatformName.local:
-            raise UsageError("--base-port applies to --platform local only")
-        options = {"base_port": base_port} if base_port is not None else {}
         target = get_platform(platform.value, directory, **options)
         if isinstance(target, Simulator):
             _simulate(target, plan, directory, timeout, json_output)
@@ -110,6 +101,8 @@ def register(app: typer.Typer) -> None:
                 ready_timeout_s=timeout or DEFAULT_READY_TIMEOUT_S,
                 on_progress=report,
             )
+            progress.done(f"ready after {progress.elapsed_s:.1f}s")
+            summary = _summary(target, platform, plan.run_id, directory)
         except KeyboardInterrupt:
             progress.done("interrupted")
             if not keep_going:
@@ -120,8 +113,9 @@ def register(app: typer.Typer) -> None:
             if not keep_going:
                 tear_down(target)
             raise
-        progress.done(f"ready after {progress.elapsed_s:.1f}s")
-        summary = _summary(target, platform, plan.run_id, directory)
+        finally:
+            if isinstance(target, LiveRun):
+                target.close()  # its connections; the testnet keeps running
         if json_output:
             echo_json(summary)
             return

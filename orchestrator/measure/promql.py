@@ -28,6 +28,8 @@ LOADGEN_JOB = "aitbc-loadgen"
 """The scrape job of the load generator's metrics, on every platform."""
 
 LOCAL_SCRAPE_INTERVAL_S = 1.0
+HOST_PROMETHEUS_PLATFORMS = ("local", "docker")
+"""Platforms whose Prometheus is the one the orchestrator runs on this machine (1 s scrapes)."""
 CLUSTER_SCRAPE_INTERVAL_S = 10.0
 """The chart's ``prometheus.scrapeInterval`` default."""
 MIN_LOCAL_RATE_WINDOW_S = 5.0
@@ -37,8 +39,11 @@ MIN_LOCAL_RATE_WINDOW_S = 5.0
 
 
 def scrape_interval_s(platform: str) -> float:
-    """The scrape interval of the Prometheus a platform runs (local: 1 s; cluster: 15 s)."""
-    return LOCAL_SCRAPE_INTERVAL_S if platform == "local" else CLUSTER_SCRAPE_INTERVAL_S
+    """The scrape interval of the Prometheus a platform runs (local, docker: 1 s; cluster:
+    10 s)."""
+    if platform in HOST_PROMETHEUS_PLATFORMS:
+        return LOCAL_SCRAPE_INTERVAL_S
+    return CLUSTER_SCRAPE_INTERVAL_S
 
 
 def rate_window_s(platform: str) -> float:

@@ -58,6 +58,13 @@ PLATFORMS: dict[str, PlatformSpec] = {
         (*LIVE_CAPABILITIES, ValidatorProcesses),
         "validator processes, a real Prometheus and a real Locust on this machine",
     ),
+    "docker": PlatformSpec(
+        "docker",
+        "orchestrator.platforms.docker:DockerPlatform",
+        LIVE_CAPABILITIES,
+        "validators as containers of the node image (Docker or Podman), Prometheus and Locust "
+        "on this machine",
+    ),
     "kubernetes": PlatformSpec(
         "kubernetes",
         "orchestrator.platforms.kubernetes:KubernetesPlatform",
@@ -110,7 +117,8 @@ def attach_platform(run_dir: Path) -> LiveRun:
     if LiveRun not in spec.capabilities:
         raise CapabilityError(
             f"run {run_dir.name} is a {name} run: platform {name} has no LiveRun capability, so "
-            "no command can act on it after it started; use --platform local or kubernetes"
+            "no command can act on it after it started; use --platform local, docker or "
+            "kubernetes"
         )
     attached: LiveRun = _platform_class(spec).attach(Path(run_dir))
     return attached

@@ -107,8 +107,8 @@ class LoadFiles:
 
 @runtime_checkable
 class Platform(Protocol):
-    """What every platform has: a name (``local``, ``kubernetes``, ``sim``) and the node
-    image its validators run (for the report)."""
+    """What every platform has: a name (``local``, ``docker``, ``kubernetes``, ``sim``) and
+    the node image its validators run (for the report)."""
 
     name: str
 
@@ -273,13 +273,14 @@ CAPABILITIES: tuple[type, ...] = (
 LIVE_CAPABILITIES: tuple[type, ...] = tuple(c for c in CAPABILITIES if c in LivePlatform.__mro__)
 """The capabilities of ``LivePlatform``."""
 
+_LIVE = "--platform local, docker or kubernetes"
 _HINTS: dict[type, str] = {
-    NodeAccess: "use --platform local or kubernetes (the simulator has no live validators)",
-    KillRestart: "use --platform local or kubernetes, or put the fault in the scenario",
-    NodeFaults: "use --platform local or kubernetes, or put the fault in the scenario",
-    LoadRunner: "use --platform local or kubernetes",
-    LiveRun: "start the run with `aitbc-testnet up` on --platform local or kubernetes",
-    PrometheusAccess: "use --platform local (or sim for a simulated report)",
+    NodeAccess: f"use {_LIVE} (the simulator has no live validators)",
+    KillRestart: f"use {_LIVE}, or put the fault in the scenario",
+    NodeFaults: f"use {_LIVE}, or put the fault in the scenario",
+    LoadRunner: f"use {_LIVE}",
+    LiveRun: f"start the run with `aitbc-testnet up` on {_LIVE}",
+    PrometheusAccess: "use --platform local or docker (or sim for a simulated report)",
     Simulator: "use --platform sim",
 }
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from container_network import ContainerNetwork, ContainerNetworkFactory, build_node_image
 
-from orchestrator.container_engine import RUN_LABEL, ContainerEngine
+from orchestrator.external.container_engine import RUN_LABEL, ContainerEngine
 
 #: Prefix of every container, volume and run label of this test session.
 SESSION_ID = f"aitbc-test-{uuid.uuid4().hex[:8]}"

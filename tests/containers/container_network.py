@@ -7,7 +7,7 @@ built, so a run uses exactly that image even if another build re-tags the name m
 
 ``ContainerNetwork`` is a ``LocalNetwork`` (tests/node/testnet.py: genesis and configs from the
 library behind ``aitbc-node genesis``, 127.0.0.1 ports, gRPC and ops clients) whose validators
-run as containers through ``orchestrator.container_engine``: the network folder mounted
+run as containers through ``orchestrator.external.container_engine``: the network folder mounted
 read-only at /etc/aitbc, the data dir in a named volume at /data, uid 10001 (the image's USER and
 the chart's runAsUser), host networking. Its containers and volumes are named after the network
 and carry the caller's labels plus ``NETWORK_LABEL``; ``close()`` removes them all.
@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.container_engine import (
+from orchestrator.external.container_engine import (
     ContainerEngine,
     ContainerNotFoundError,
     ContainerSpec,

@@ -1,6 +1,7 @@
-"""orchestrator.container_engine against the real engine of this machine (Docker, or Podman's
-service that the module starts): connection and its errors, the podman service's lifetime, and a
-container's life: run, SIGKILL, start again with its volume, logs, labels, removal."""
+"""orchestrator.external.container_engine against the real engine of this machine (Docker, or
+Podman's service that the module starts): connection and its errors, the podman service's
+lifetime, and a container's life: run, SIGKILL, start again with its volume, logs, labels,
+removal."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from container_network import CONTAINER_USER, IMAGE_BUILD_TIMEOUT_S
 
-from orchestrator.container_engine import (
+from orchestrator.external.container_engine import (
     RUN_LABEL,
     ContainerEngine,
     ContainerEngineError,

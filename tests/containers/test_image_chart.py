@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from container_network import CONTAINER_USER, IMAGE_BUILD_TIMEOUT_S
 
-from orchestrator.container_engine import RUN_LABEL, ContainerEngine, ContainerSpec, Mount
+from orchestrator.external.container_engine import RUN_LABEL, ContainerEngine, ContainerSpec, Mount
 
 pytestmark = pytest.mark.timeout(IMAGE_BUILD_TIMEOUT_S + 300)
 

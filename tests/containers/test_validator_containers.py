@@ -11,7 +11,7 @@ import pytest
 from container_network import IMAGE_BUILD_TIMEOUT_S, ContainerNetworkFactory
 from testnet import BackgroundLoad
 
-from orchestrator.container_engine import ContainerEngine
+from orchestrator.external.container_engine import ContainerEngine
 
 # The first test of a session on a fresh machine also builds the image (see conftest.py).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(IMAGE_BUILD_TIMEOUT_S + 300)]

@@ -120,7 +120,7 @@ def test_base_port_is_for_the_local_platform_only(runner: CliRunner, tmp_path: P
          str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "--base-port applies to --platform local only" in result.stderr
+    assert "--base-port applies to --platform local or docker only" in result.stderr
 
 
 # ----------------------------------------------------------------------------- targets

@@ -216,7 +216,7 @@ def test_no_live_operations(tmp_path: Path) -> None:
     platform = SimPlatform(tmp_path)
     with pytest.raises(CapabilityError, match="platform sim cannot kill validator 1") as caught:
         require(platform, KillRestart, "kill validator 1")
-    assert "use --platform local or kubernetes" in str(caught.value)
+    assert "use --platform local, docker or kubernetes" in str(caught.value)
     assert caught.value.exit_code == 2
     fault = plan_of("devnet-smoke").faults[0]
     with pytest.raises(CapabilityError, match=r"cannot apply fault 0 \(partition\)"):

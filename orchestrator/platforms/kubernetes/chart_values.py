@@ -9,7 +9,9 @@ per job:
 * ``make_genesis(plan)`` -> the real genesis (GenesisError, exit 2, when the plan cannot make
   one),
 * ``chart_values(plan, genesis, settings)`` -> the values dict the Helm engine renders (the
-  Prometheus scrape job names included: ``measure.promql``'s, as on the local platform),
+  Prometheus scrape job names included: ``measure.promql``'s, as on the local platform; the
+  validator container's ports and probes: ``platforms.validator_container``'s, as on the
+  docker platform),
 * ``apply_chart_sets(values, ["podMonitor.enabled=true", ...])`` -> ``helm --set`` style
   overrides (values parsed as YAML, ``\\.`` for a literal dot as in ``genesis\\.json``).
 """
@@ -35,6 +37,7 @@ from orchestrator.measure.promql import LOADGEN_JOB, VALIDATOR_JOB
 from orchestrator.platforms.genesis import genesis_settings
 from orchestrator.platforms.genesis import make_genesis as make_testnet_genesis
 from orchestrator.platforms.loadgen_env import loadgen_environment
+from orchestrator.platforms.validator_container import CONFIG_DIR, GENESIS_FILE, validator_container
 from orchestrator.scenario.plan import Plan
 
 __all__ = [
@@ -67,7 +70,7 @@ def bundled_chart_dir() -> Path:
 CHART_DIR = bundled_chart_dir()
 """The bundled chart (see ``bundled_chart_dir``)."""
 
-GENESIS_MOUNT_PATH = "/etc/aitbc/genesis.json"
+GENESIS_MOUNT_PATH = f"{CONFIG_DIR}/{GENESIS_FILE}"
 """Where the chart mounts the genesis in a validator pod (the config ConfigMap)."""
 
 DEFAULT_LOADGEN_WORKERS = 2
@@ -162,6 +165,9 @@ def chart_values(plan: Plan, genesis: Genesis, settings: ChartSettings) -> dict[
         values["image"] = image  # Helm merges it over the chart's image defaults
     if settings.admin_token:
         values["admin"] = {"token": settings.admin_token}
+    container = validator_container()
+    values["ports"] = dict(container.ports)
+    values["probes"] = {name: probe.timings() for name, probe in container.probes().items()}
     values["scrapeJobs"] = {"validators": VALIDATOR_JOB, "loadgen": LOADGEN_JOB}
     if settings.bundled_prometheus:
         values["prometheus"] = {"enabled": True}

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from orchestrator.errors import UsageError
 from orchestrator.external.kubernetes import KubeAccess
+from orchestrator.platforms.validator_container import ENV_IMAGE_TAG
 
 __all__ = [
     "CHAOS_CHOICES",
@@ -28,7 +29,6 @@ ENV_KUBECONFIG = "AITBC_KUBECONFIG"
 ENV_CONTEXT = "AITBC_KUBE_CONTEXT"
 ENV_PROMETHEUS_URL = "AITBC_PROMETHEUS_URL"
 ENV_CHAOS = "AITBC_CHAOS"
-ENV_IMAGE_TAG = "AITBC_IMAGE_TAG"
 ENV_NAMESPACE_PREFIX = "AITBC_NAMESPACE_PREFIX"
 ENV_RELEASE = "AITBC_RELEASE"
 CHAOS_CHOICES = ("none", "chaos-mesh")

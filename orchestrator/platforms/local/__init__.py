@@ -1,5 +1,7 @@
-"""The ``local`` platform (``platform.py``) and its parts, each reusable by a platform that runs
-the validators elsewhere: run state, processes, network files, Prometheus, Locust."""
+"""The ``local`` platform (``platform.py``) and its parts: a run on this host (``host.py``: run
+state, network files, Prometheus, Locust, readiness, node faults) whose validators a
+``ValidatorRunner`` starts (``runner.py``: processes here). The docker platform builds on the
+same parts with containers for validators."""
 
 from orchestrator.platforms.local.platform import LocalPlatform
 

@@ -32,6 +32,7 @@ __all__ = [
     "process_alive",
     "start_ticks",
     "tail",
+    "tail_text",
 ]
 
 STOP_GRACE_S = 10.0
@@ -59,12 +60,18 @@ def process_alive(record: ProcessRecord | None) -> bool:
 
 
 def tail(path: str | Path, lines: int = 6) -> str:
-    """The last ``lines`` lines of a log, on one line (for error messages)."""
+    """The last ``lines`` lines of a log file, on one line (for error messages)."""
     try:
-        text = Path(path).read_text(errors="replace").strip().splitlines()[-lines:]
+        text = Path(path).read_text(errors="replace")
     except OSError:
         return "no log"
-    return " | ".join(line.strip() for line in text) or "empty log"
+    return tail_text(text, lines)
+
+
+def tail_text(text: str, lines: int = 6) -> str:
+    """The last ``lines`` lines of ``text``, on one line (for error messages)."""
+    last = text.strip().splitlines()[-lines:]
+    return " | ".join(line.strip() for line in last) or "empty log"
 
 
 def port_free(host: str, port: int) -> bool:

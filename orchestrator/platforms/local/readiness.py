@@ -1,6 +1,7 @@
-"""When a local run is ready: every validator's /readyz answers 200 and Prometheus answers
-queries, then every validator's height rises, then Prometheus has scraped every validator; a
-process of the run that exits meanwhile fails it at once, with the tail of its log."""
+"""When a run on this host is ready: every validator's /readyz answers 200 and Prometheus
+answers queries, then every validator's height rises, then Prometheus has scraped every
+validator; a validator (process or container: the run's ``ValidatorRunner``) or Prometheus that
+exits meanwhile fails it at once, with the tail of its log."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from orchestrator.external.prometheus_server import PrometheusLayout
 from orchestrator.platforms.capabilities import ReadyProgress
 from orchestrator.platforms.local.processes import ProcessSupervisor, tail
 from orchestrator.platforms.local.prometheus import QUERY_TIMEOUT_S, wait_scraped
+from orchestrator.platforms.local.runner import ValidatorRunner
 from orchestrator.platforms.local.state import RunState
 
 __all__ = ["wait_until_ready"]
@@ -27,6 +29,7 @@ def wait_until_ready(
     state: RunState,
     *,
     client_of: Callable[[int], NodeClient],
+    validators: ValidatorRunner,
     processes: ProcessSupervisor,
     logs_dir: Path,
     prometheus_dir: Path,
@@ -35,18 +38,18 @@ def wait_until_ready(
 ) -> None:
     """Wait until the run of ``state`` is ready (see the module docstring);
     ``on_progress(stage, count, max_height)`` is called about every poll. Raises
-    PlatformError after ``timeout_s`` or as soon as a process exits."""
+    PlatformError after ``timeout_s`` or as soon as a validator or Prometheus exits
+    (``processes`` runs Prometheus)."""
     deadline = time.monotonic() + timeout_s
     total = len(state.validators)
 
     def check_alive() -> None:
-        for validator in state.validators:
-            if validator.process is not None and not processes.running(validator.process):
-                raise PlatformError(
-                    f"validator {validator.index} (pid {validator.process.pid}) exited while "
-                    f"starting: {tail(validator.log)}: fix the cause (see {validator.log}) and "
-                    "run `aitbc-testnet up` again"
-                )
+        exited = validators.exited()
+        if exited:
+            raise PlatformError(
+                f"a validator exited while starting: {validators.describe(exited[0])}: fix "
+                "the cause and run `aitbc-testnet up` again"
+            )
         prometheus = state.prometheus.process
         if prometheus is not None and not processes.running(prometheus):
             raise PlatformError(
@@ -78,9 +81,9 @@ def wait_until_ready(
             if time.monotonic() >= deadline:
                 waiting = sorted(set(range(total)) - ready)
                 what = f"validators {waiting} not ready" if waiting else "prometheus not ready"
+                example = f" (e.g. {validators.describe(waiting[0])})" if waiting else ""
                 raise PlatformError(
-                    f"run {state.run_id}: {what} within {timeout_s:g}s: see {logs_dir} "
-                    f"(e.g. {tail(state.validators[waiting[0]].log) if waiting else ''})"
+                    f"run {state.run_id}: {what} within {timeout_s:g}s: see {logs_dir}{example}"
                 )
             time.sleep(POLL_S)
         heights: dict[int, int] = {}

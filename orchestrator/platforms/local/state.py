@@ -1,5 +1,6 @@
-"""The run state of a local run (``state.json``): every process the run started (pid and
-kernel start time), ports, paths, the scenario; written atomically under a file lock so stages
+"""The run state of a run on this host (``state.json``; local and docker platforms): every
+process the run started (pid and kernel start time), the validators' containers and image on
+the docker platform, ports, paths, the scenario; written atomically under a file lock so stages
 running at the same time (a ``load`` during a ``fault kill``) never lose each other's changes.
 """
 
@@ -19,6 +20,8 @@ from orchestrator.platforms.run_dirs import STATE_FILE, StateRecord
 __all__ = [
     "STATE_LOCK_FILE",
     "STATE_VERSION",
+    "ContainerRecord",
+    "ImageRecord",
     "LoadRecord",
     "ProcessRecord",
     "PrometheusRecord",
@@ -46,6 +49,26 @@ class ProcessRecord(StateRecord):
     started_at: float
 
 
+class ContainerRecord(StateRecord):
+    """The container of a validator (docker platform): its name (the same for every
+    incarnation), the id of the current one (None before the first start), its named data
+    volume and the host folder mounted as its config folder."""
+
+    name: str
+    volume: str
+    config_dir: str
+    id: str | None = None
+    started_at: float | None = None
+
+
+class ImageRecord(StateRecord):
+    """The node image a run's containers run: the reference asked for and the id it had at
+    deploy (every container of the run, restarts included, runs that id)."""
+
+    reference: str
+    id: str
+
+
 class ValidatorRecord(StateRecord):
     index: int
     grpc: str
@@ -54,6 +77,7 @@ class ValidatorRecord(StateRecord):
     data_dir: str
     log: str
     process: ProcessRecord | None = None
+    container: ContainerRecord | None = None
     restarts: int = 0
     killed_at: float | None = None
 
@@ -104,6 +128,7 @@ class RunState(StateRecord):
     load: LoadRecord
     scenario: dict[str, Any]
     plan: dict[str, Any]
+    image: ImageRecord | None = None
     stopped_at: float | None = None
     history: list[StartedProcess] = []
     """Every process the run started, in order (restarted validators included): what a

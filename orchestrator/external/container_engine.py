@@ -14,9 +14,9 @@ Connection (``ContainerEngine.connect``), first that answers:
 Containers keep running when the service stops (their monitor, conmon, is not its child): whoever
 runs containers removes them (``remove``, or ``remove_labelled`` with the run's label).
 
-Errors: ``ContainerEngineError`` (exit 3; the message names the object, the value and what to do
-next), ``NoContainerEngineError`` (nothing answers), ``ImageMissingError`` (build the image
-first), ``ContainerNotFoundError``.
+Errors: ``ContainerEngineError``, a ``PlatformError`` (exit 3; the message names the object, the
+value and what to do next), ``NoContainerEngineError`` (nothing answers), ``ImageMissingError``
+(build the image first), ``ContainerNotFoundError``.
 """
 
 from __future__ import annotations
@@ -29,17 +29,27 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import docker
 import docker.errors
 import docker.types
 import requests
 
-from orchestrator.errors import AitbcTestnetError
+from orchestrator.errors import PlatformError
+from orchestrator.external.container_records import (
+    NO_NEW_PRIVILEGES,
+    ContainerSpec,
+    ContainerState,
+    HealthCheck,
+    ImageInfo,
+    Mount,
+    container_state,
+    healthcheck_config,
+    spec_from_inspect,
+)
 
 __all__ = [
     "RUN_LABEL",
@@ -48,6 +58,7 @@ __all__ = [
     "ContainerNotFoundError",
     "ContainerSpec",
     "ContainerState",
+    "HealthCheck",
     "ImageInfo",
     "ImageMissingError",
     "Mount",
@@ -66,10 +77,8 @@ SERVICE_START_S = 60.0
 SERVICE_STOP_S = 15.0
 
 
-class ContainerEngineError(AitbcTestnetError):
+class ContainerEngineError(PlatformError):
     """The container engine failed or cannot do what was asked (exit 3)."""
-
-    exit_code = 3
 
 
 class NoContainerEngineError(ContainerEngineError):
@@ -82,60 +91,6 @@ class ImageMissingError(ContainerEngineError):
 
 class ContainerNotFoundError(ContainerEngineError):
     """No container (or volume) of that name."""
-
-
-@dataclass(frozen=True)
-class Mount:
-    """``source`` mounted at ``target``: a host path (``kind="bind"``) or a named volume
-    (``kind="volume"``; created with the container's labels when missing)."""
-
-    source: str
-    target: str
-    kind: Literal["bind", "volume"] = "bind"
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """One container to run. ``command`` follows the entrypoint (``entrypoint`` None: the
-    image's); ``user`` is ``uid[:gid]`` (None: the image's USER); ``network_mode`` "host" shares
-    the host's network (the only kind this project's machines allow traffic on)."""
-
-    name: str
-    image: str
-    command: tuple[str, ...] = ()
-    entrypoint: tuple[str, ...] | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    mounts: tuple[Mount, ...] = ()
-    user: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    network_mode: str = "host"
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    """What the engine says about a container. ``status``: created, running, paused,
-    restarting, exited or dead; ``exit_code`` is None until it has exited; ``pid`` is its main
-    process on the engine's host while it runs (else None)."""
-
-    name: str
-    id: str
-    image: str
-    status: str
-    exit_code: int | None
-    pid: int | None
-    labels: Mapping[str, str]
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    id: str
-    tags: tuple[str, ...]
-    size_bytes: int
 
 
 class ContainerEngine:
@@ -256,6 +211,17 @@ class ContainerEngine:
             docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only)
             for m in spec.mounts
         ]
+        hardening: dict[str, Any] = {}
+        if spec.read_only_root:
+            hardening["read_only"] = True
+        if spec.tmpfs:
+            hardening["tmpfs"] = {path: "" for path in spec.tmpfs}
+        if spec.cap_drop:
+            hardening["cap_drop"] = list(spec.cap_drop)
+        if spec.no_new_privileges:
+            hardening["security_opt"] = [NO_NEW_PRIVILEGES]
+        if spec.healthcheck is not None:
+            hardening["healthcheck"] = healthcheck_config(spec.healthcheck)
         with self._errors(f"creating container {spec.name} from {spec.image}"):
             container = self._client.containers.create(
                 spec.image,
@@ -267,6 +233,7 @@ class ContainerEngine:
                 user=spec.user,
                 labels=dict(spec.labels),
                 network_mode=spec.network_mode,
+                **hardening,
             )
         try:
             with self._errors(f"starting container {spec.name}"):
@@ -278,7 +245,18 @@ class ContainerEngine:
         return self.state(spec.name)
 
     def state(self, name: str) -> ContainerState:
-        return _state(self._container(name))
+        return container_state(self._container(name))
+
+    def inspect(self, name: str, env_names: Iterable[str] = ()) -> ContainerSpec:
+        """What container ``name`` runs with, read back from the engine as a ``ContainerSpec``
+        (its mounts in the order of their targets). ``env`` holds only the variables named in
+        ``env_names`` (the engine also lists the image's and its own); ``tmpfs`` only those
+        the container asked for (Podman adds /run and /var/tmp to a read-only container);
+        ``entrypoint`` is the image's when the container did not set one; ``cap_drop`` is as
+        the engine lists it (Podman names each capability ``ALL`` dropped)."""
+        with self._errors(f"inspecting container {name}"):
+            attrs = self._container(name).attrs
+        return spec_from_inspect(attrs, set(env_names))
 
     def kill(self, name: str, signal_name: str = "SIGKILL") -> None:
         """Send ``signal_name`` to the container's main process (SIGKILL: no clean-up at all)."""
@@ -322,7 +300,7 @@ class ContainerEngine:
         """Every container (running or not) carrying all of ``labels``."""
         with self._errors(f"listing the containers labelled {_label_text(labels)}"):
             found = self._client.containers.list(all=True, filters=_label_filter(labels))
-        return [_state(container) for container in found]
+        return [container_state(container) for container in found]
 
     # ------------------------------------------------------------------ volumes
 
@@ -463,23 +441,6 @@ def _client_if_answering(url: str) -> Any | None:
         client.close()
         return None
     return client
-
-
-def _state(container: Any) -> ContainerState:
-    attrs = container.attrs
-    state = attrs.get("State") or {}
-    status = str(state.get("Status") or container.status)
-    exited = status in ("exited", "dead")
-    config = attrs.get("Config") or {}
-    return ContainerState(
-        name=str(attrs.get("Name", container.name)).lstrip("/"),
-        id=str(container.id),
-        image=str(config.get("Image", "")),
-        status=status,
-        exit_code=int(state.get("ExitCode", -1)) if exited else None,
-        pid=int(state.get("Pid") or 0) or None,
-        labels=dict(config.get("Labels") or {}),
-    )
 
 
 def _label_filter(labels: Mapping[str, str]) -> dict[str, list[str]]:
