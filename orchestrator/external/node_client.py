@@ -85,7 +85,8 @@ class NodeStatus:
 @dataclass(frozen=True)
 class CommittedBlockInfo:
     """One committed block as ``GetBlocks`` returns it, decoded: its header fields and the ids
-    of the transactions it carries (sha256 of each encoded transaction, in block order).
+    of the transactions it carries (sha256 of each encoded transaction, in block order), and
+    the digests of the batches that carry them (the header's batch references, in order).
     ``proposed_time`` is the unix time in the block header (the node does not return its local
     commit time here; the commit stream carries that)."""
 
@@ -96,6 +97,7 @@ class CommittedBlockInfo:
     proposer: int
     proposed_time: float
     tx_ids: tuple[bytes, ...]
+    batch_digests: tuple[bytes, ...] = ()
 
     @property
     def tx_count(self) -> int:
@@ -224,6 +226,7 @@ class NodeClient:
             proposer=header.proposer,
             proposed_time=header.timestamp_ms / 1000.0,
             tx_ids=ids,
+            batch_digests=tuple(ref.digest for ref in header.batches),
         )
 
     # -- ops HTTP ----------------------------------------------------------------------------

@@ -2,9 +2,14 @@
 
 * **Agreement**: the committed hashes of every validator, height by height up to the lowest
   common height; a height with two different hashes is a violation (listed with the hashes).
-* **Exactly once**: every acknowledged probe transaction (probe log outcome ``committed`` or
-  ``timeout``: a validator accepted it) appears in exactly one committed block. Other
-  transactions included twice are noted (the ledger skips a repeat by its nonce).
+* **Exactly once**: every batch is committed at most once (a batch digest at two heights is a
+  violation: consensus ordered the same payload twice), and every acknowledged probe
+  transaction (probe log outcome ``committed`` or ``timeout``: a validator accepted it) is in a
+  committed block. A transaction carried by two different batches is noted, not a violation:
+  a client that retries after a timeout may reach another validator before the first copy
+  commits, and batches are cut before ordering, so both copies can be ordered; the ledger
+  executes the first and skips the repeat by its nonce (the same transaction is the same
+  sender and nonce).
 * **Liveness after faults**: after each fault clears, the affected validators come within
   ``RECOVERY_LAG_BLOCKS`` of the others and the chain advances; the seconds that took are the
   fault's recovery time (from the per-validator height series).
@@ -46,6 +51,9 @@ class BlockView(Protocol):
 
     @property
     def tx_ids(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def batch_digests(self) -> tuple[bytes, ...]: ...
 
 
 class ChainReader(Protocol):
@@ -164,45 +172,55 @@ def tx_heights(blocks: Iterable[BlockView]) -> dict[bytes, list[int]]:
     return dict(where)
 
 
-def duplicate_transactions(heights: Mapping[bytes, Sequence[int]]) -> list[SafetyViolation]:
-    """Any transaction committed in more than one block (or twice in one)."""
-    duplicates = [(tx, list(found)) for tx, found in heights.items() if len(found) > 1]
+def _repeats(heights: Mapping[bytes, Sequence[int]]) -> list[tuple[bytes, list[int]]]:
+    return [(key, list(found)) for key, found in heights.items() if len(found) > 1]
+
+
+def duplicate_transactions(heights: Mapping[bytes, Sequence[int]]) -> list[str]:
+    """Transactions carried by more than one block (or twice in one): a note each."""
+    return [
+        f"transaction {tx.hex()[:16]} carried {len(found)} times (heights {found})"
+        for tx, found in _repeats(heights)
+    ]
+
+
+def batch_heights(blocks: Iterable[BlockView]) -> dict[bytes, list[int]]:
+    """batch digest -> the heights of the blocks that reference it."""
+    where: dict[bytes, list[int]] = defaultdict(list)
+    for block in blocks:
+        for digest in block.batch_digests:
+            where[digest].append(block.height)
+    return dict(where)
+
+
+def duplicate_batches(heights: Mapping[bytes, Sequence[int]]) -> list[SafetyViolation]:
+    """Any batch committed in more than one block (or twice in one): its transactions were
+    ordered twice."""
     return [
         SafetyViolation(
-            kind="tx_duplicate",
+            kind="batch_duplicate",
             height=found[1],
-            message=f"transaction {tx.hex()[:16]} committed {len(found)} times (heights {found})",
+            message=f"batch {digest.hex()[:16]} committed {len(found)} times (heights {found})",
         )
-        for tx, found in duplicates[:MAX_LISTED_DIVERGENCES]
+        for digest, found in _repeats(heights)[:MAX_LISTED_DIVERGENCES]
     ]
 
 
 def check_probes(
     probes: Sequence[ProbeEntry], heights: Mapping[bytes, Sequence[int]], tip: int
 ) -> tuple[int, list[SafetyViolation]]:
-    """(acknowledged probes checked, violations): every acknowledged probe must be in exactly
-    one block of the chain up to ``tip``."""
+    """(acknowledged probes checked, violations): every acknowledged probe must be in a block
+    of the chain up to ``tip`` (carried twice is a note of ``duplicate_transactions``)."""
     acknowledged = [probe for probe in probes if probe.outcome in ACKNOWLEDGED_OUTCOMES]
-    violations = []
-    for probe in acknowledged:
-        found = heights.get(probe.tx_id, [])
-        if not found:
-            violations.append(
-                SafetyViolation(
-                    kind="probe_missing",
-                    message=f"probe {probe.tx_id.hex()[:16]} was acknowledged (outcome "
-                    f"{probe.outcome}) but is in no committed block up to height {tip}",
-                )
-            )
-        elif len(found) > 1:
-            violations.append(
-                SafetyViolation(
-                    kind="probe_duplicate",
-                    height=found[1],
-                    message=f"probe {probe.tx_id.hex()[:16]} committed {len(found)} times "
-                    f"(heights {list(found)})",
-                )
-            )
+    violations = [
+        SafetyViolation(
+            kind="probe_missing",
+            message=f"probe {probe.tx_id.hex()[:16]} was acknowledged (outcome "
+            f"{probe.outcome}) but is in no committed block up to height {tip}",
+        )
+        for probe in acknowledged
+        if not heights.get(probe.tx_id)
+    ]
     return len(acknowledged), violations
 
 
@@ -364,13 +382,15 @@ def build_safety_report(
             )
         )
     violations += find_divergences(chain.hashes)
+    violations += duplicate_batches(batch_heights(chain.blocks))
     where = tx_heights(chain.blocks)
     duplicates = duplicate_transactions(where)
     if duplicates:
         notes.append(
-            f"{len(duplicates)} transaction id(s) appear in more than one block (the ledger "
+            f"{len(duplicates)} transaction id(s) carried by more than one batch (a client "
+            "retried through another validator before the first copy committed; the ledger "
             f"executes a transaction once and skips a repeat by its nonce); first: "
-            f"{duplicates[0].message}"
+            f"{duplicates[0]}"
         )
     probes_checked = None
     if probes is None:

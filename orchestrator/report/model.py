@@ -115,8 +115,8 @@ class FaultResult(_Model):
 
 
 class SafetyViolation(_Model):
-    """``kind``: divergence, probe_missing, probe_duplicate, tx_duplicate, liveness,
-    not_slashed, unchecked."""
+    """``kind``: divergence, batch_duplicate, probe_missing, liveness, not_slashed,
+    unchecked."""
 
     kind: str
     message: str

@@ -12,10 +12,13 @@ from orchestrator.measure.safety import (
     MAX_LISTED_DIVERGENCES,
     FaultWindow,
     ProbeEntry,
+    batch_heights,
     build_safety_report,
     check_probes,
     check_recoveries,
     check_slashing,
+    duplicate_batches,
+    duplicate_transactions,
     find_divergences,
     lowest_common_height,
     read_chains,
@@ -36,6 +39,7 @@ def chain(n: int, fork_at: int | None = None, tag: bytes = b"b") -> list[bytes]:
 class Block:
     height: int
     tx_ids: tuple[bytes, ...]
+    batch_digests: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,13 +103,13 @@ def test_many_divergences_are_summarised() -> None:
     assert f"{n} diverging heights in total" in violations[-1].message
 
 
-def test_acknowledged_probes_must_commit_exactly_once() -> None:
+def test_acknowledged_probes_must_commit_and_a_second_copy_is_only_noted() -> None:
     blocks = [Block(1, (b"p1", b"x")), Block(2, (b"p2",)), Block(3, (b"p2", b"p3"))]
     where = tx_heights(blocks)
     assert where[b"p2"] == [2, 3]
     probes = [
         ProbeEntry(b"p1", "committed"),
-        ProbeEntry(b"p2", "committed"),  # twice
+        ProbeEntry(b"p2", "committed"),  # carried twice: a retry through another validator
         ProbeEntry(b"p3", "timeout"),  # accepted, seen late: fine
         ProbeEntry(b"p4", "timeout"),  # accepted, never committed
         ProbeEntry(b"p5", "rejected"),  # never accepted: not checked
@@ -113,11 +117,23 @@ def test_acknowledged_probes_must_commit_exactly_once() -> None:
     ]
     checked, violations = check_probes(probes, where, tip=3)
     assert checked == 4
-    assert [(v.kind, v.height) for v in violations] == [
-        ("probe_duplicate", 3),
-        ("probe_missing", None),
+    assert [(v.kind, v.height) for v in violations] == [("probe_missing", None)]
+    assert b"p4".hex() in violations[0].message
+    assert duplicate_transactions(where) == [
+        f"transaction {b'p2'.hex()} carried 2 times (heights [2, 3])"
     ]
-    assert b"p4".hex() in violations[1].message
+
+
+def test_a_batch_committed_twice_is_a_violation() -> None:
+    blocks = [
+        Block(1, (b"a",), (b"batch-a",)),
+        Block(2, (b"b", b"c"), (b"batch-b", b"batch-c")),
+        Block(3, (b"b",), (b"batch-b",)),
+    ]
+    (violation,) = duplicate_batches(batch_heights(blocks))
+    assert (violation.kind, violation.height) == ("batch_duplicate", 3)
+    assert b"batch-b".hex()[:16] in violation.message and "[2, 3]" in violation.message
+    assert duplicate_batches(batch_heights(blocks[:2])) == []
 
 
 HEIGHTS = {
