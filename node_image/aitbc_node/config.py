@@ -51,7 +51,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from aitbc_node.byzantine import BehaviourError, parse_behaviour
@@ -65,6 +65,7 @@ from aitbc_node.crypto.keys import (
 from aitbc_node.crypto.scheme import SignatureScheme
 from aitbc_node.errors import AitbcError, ConfigError, StorageError
 from aitbc_node.genesis import CHAIN_ID_PATTERN, REWARD_ACCOUNT_OFFSET, Genesis, load_genesis
+from aitbc_node.yaml_tree import key_lines, plain
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
@@ -339,9 +340,9 @@ def parse_node_config(
 ) -> NodeConfig:
     """Validate config YAML given as text; relative paths resolve against ``base_dir``."""
     tree = _read_yaml(text, source)
-    lines = _collect_lines(tree)
+    lines = key_lines(tree)
     try:
-        config = NodeConfig.model_validate(_plain(tree))
+        config = NodeConfig.model_validate(plain(tree))
     except ValidationError as error:
         problems = [_problem(detail, source, lines) for detail in error.errors()]
         raise ConfigError("; ".join(dict.fromkeys(problems))) from None
@@ -387,42 +388,6 @@ def _read_yaml(text: str, source: str) -> CommentedMap:
             f"{type(tree).__name__}"
         )
     return tree
-
-
-def _collect_lines(tree: Any, loc: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:
-    lines: dict[tuple[str | int, ...], int] = {}
-    if isinstance(tree, CommentedMap):
-        for key in tree:
-            try:
-                line = tree.lc.key(key)[0] + 1
-            except (KeyError, TypeError):
-                continue
-            lines[(*loc, str(key))] = line
-            lines.update(_collect_lines(tree[key], (*loc, str(key))))
-    elif isinstance(tree, CommentedSeq):
-        for index, item in enumerate(tree):
-            try:
-                lines[(*loc, index)] = tree.lc.item(index)[0] + 1
-            except (KeyError, TypeError):
-                continue
-            lines.update(_collect_lines(item, (*loc, index)))
-    return lines
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        return {str(key): _plain(value) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [_plain(item) for item in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return str(node)
 
 
 def _problem(detail: ErrorDetails, source: str, lines: Mapping[tuple[str | int, ...], int]) -> str:

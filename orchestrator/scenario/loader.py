@@ -15,10 +15,10 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from aitbc_node.yaml_tree import key_lines, plain
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
@@ -109,7 +109,7 @@ def parse_override(text: str) -> Override:
         raise ScenarioError.single(
             "<--set>", f"value {raw!r} is not valid YAML: {_yaml_problem(exc)}", flag=text
         ) from exc
-    return Override(path=path, value=_plain(value), flag=text)
+    return Override(path=path, value=plain(value), flag=text)
 
 
 def apply_override(tree: CommentedMap, override: Override, file: str) -> Loc:
@@ -183,12 +183,12 @@ def parse_scenario_text(
     """Validate scenario YAML given as text (``file`` is what messages call it)."""
     parsed = [parse_override(item) for item in overrides]
     tree = _read_yaml(text, file)
-    source_lines = _collect_lines(tree)
+    source_lines = key_lines(tree)
     overridden: dict[Loc, str] = {}
     for override in parsed:
         overridden[apply_override(tree, override, file)] = override.flag
     source = ScenarioSource(file=file, path=path, lines=source_lines, overrides=overridden)
-    data = _plain(tree)
+    data = plain(tree)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -226,48 +226,6 @@ def _yaml_problem(exc: YAMLError) -> str:
             return f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
         return problem
     return str(exc)
-
-
-def _collect_lines(tree: Any, loc: Loc = ()) -> dict[Loc, int]:
-    """1-based line of every key and list item of a round-trip tree, by location."""
-    lines: dict[Loc, int] = {}
-    if loc == ():
-        lines[()] = 1
-    if isinstance(tree, CommentedMap):
-        for key in tree:
-            try:
-                line = tree.lc.key(key)[0] + 1
-            except (KeyError, TypeError):  # keys brought in by a merge (<<) have no position
-                continue
-            lines[(*loc, key)] = line
-            lines.update(_collect_lines(tree[key], (*loc, key)))
-    elif isinstance(tree, CommentedSeq):
-        for index, item in enumerate(tree):
-            try:
-                lines[(*loc, index)] = tree.lc.item(index)[0] + 1
-            except (KeyError, TypeError):
-                continue
-            lines.update(_collect_lines(item, (*loc, index)))
-    return lines
-
-
-def _plain(node: Any) -> Any:
-    """Round-trip types (CommentedMap, ScalarFloat, ...) -> plain dict/list/int/float/str."""
-    if isinstance(node, Mapping):
-        return {_plain(key): _plain(value) for key, value in node.items()}
-    if isinstance(node, list | tuple):
-        return [_plain(item) for item in node]
-    if isinstance(node, bool) or node is None:
-        return node if node is None else bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, datetime | date):
-        return node.isoformat()
-    return node
 
 
 # ----------------------------------------------------------------------------- error mapping
