@@ -96,6 +96,9 @@ class CommittedBlockInfo:
     proposer: int
     proposed_time: float
     tx_ids: tuple[bytes, ...]
+    evidence: tuple[tuple[int, int], ...] = ()
+    """(offender, epoch) of each piece of equivocation evidence the block carries (the ledger
+    slashes an offender once per epoch, however often its evidence is included)."""
 
     @property
     def tx_count(self) -> int:
@@ -224,6 +227,7 @@ class NodeClient:
             proposer=header.proposer,
             proposed_time=header.timestamp_ms / 1000.0,
             tx_ids=ids,
+            evidence=tuple((ev.offender, ev.epoch) for ev in header.evidence),
         )
 
     # -- ops HTTP ----------------------------------------------------------------------------

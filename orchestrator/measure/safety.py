@@ -8,7 +8,8 @@
 * **Liveness after faults**: after each fault clears, the affected validators come within
   ``RECOVERY_LAG_BLOCKS`` of the others and the chain advances; the seconds that took are the
   fault's recovery time (from the per-validator height series).
-* **Accountability**: an equivocation fault must be followed by a slashing.
+* **Accountability**: a fault whose behaviour equivocates must be followed by a slashing of
+  its targets (of any validator, when the committed evidence could not be read).
 
 The checks are pure functions over plain data; ``read_chains`` is the one place that asks the
 validators (through any object with ``NodeClient``'s read methods).
@@ -17,12 +18,12 @@ validators (through any object with ``NodeClient``'s read methods).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.errors import PlatformError
-from orchestrator.faults.kinds import instantaneous_kinds, slashable_kinds
+from orchestrator.faults.kinds import instantaneous_kinds, must_be_slashed
 from orchestrator.report.model import SafetyReport, SafetyViolation
 
 RECOVERY_LAG_BLOCKS = 2
@@ -46,6 +47,11 @@ class BlockView(Protocol):
 
     @property
     def tx_ids(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def evidence(self) -> tuple[tuple[int, int], ...]:
+        """(offender, epoch) of the equivocation evidence the block carries."""
+        ...
 
 
 class ChainReader(Protocol):
@@ -91,6 +97,7 @@ class FaultWindow:
     kind: str
     ids: tuple[int, ...]
     cleared_at: float | None
+    behaviour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,22 +300,33 @@ def check_recoveries(
 
 
 def check_slashing(
-    faults: Sequence[FaultWindow], slashing_events: int | None
+    faults: Sequence[FaultWindow],
+    slashing_events: int | None,
+    offenders: Collection[int] | None = None,
 ) -> list[SafetyViolation]:
-    """An equivocation fault (a slashable kind) without any slashing committed is a
-    violation."""
-    equivocations = [fault for fault in faults if fault.kind in slashable_kinds()]
-    if not equivocations or (slashing_events or 0) > 0:
-        return []
-    seen = "no slashing metric" if slashing_events is None else "0 slashing events"
-    return [
-        SafetyViolation(
-            kind="not_slashed",
-            message=f"fault {fault.index} made validators {list(fault.ids)} equivocate but "
-            f"{seen} were committed: the evidence was not included or not executed",
+    """A fault that made validators equivocate (``kinds.must_be_slashed``) is a violation when
+    one of them is not among the slashed ``offenders`` (from the committed evidence), or,
+    when those are not known, when no slashing was committed at all."""
+    equivocations = [f for f in faults if must_be_slashed(f.kind, f.behaviour)]
+    violations = []
+    for fault in equivocations:
+        if offenders is not None:
+            missing = [i for i in fault.ids if i not in offenders]
+            if not missing:
+                continue
+            seen = f"no committed evidence slashed {missing}"
+        elif (slashing_events or 0) > 0:
+            continue
+        else:
+            seen = "no slashing metric" if slashing_events is None else "0 slashing events"
+        violations.append(
+            SafetyViolation(
+                kind="not_slashed",
+                message=f"fault {fault.index} made validators {list(fault.ids)} equivocate but "
+                f"{seen}: the evidence was not included or not executed",
+            )
         )
-        for fault in equivocations
-    ]
+    return violations
 
 
 # ----------------------------------------------------------------------------- reading

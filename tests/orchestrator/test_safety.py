@@ -36,6 +36,7 @@ def chain(n: int, fork_at: int | None = None, tag: bytes = b"b") -> list[bytes]:
 class Block:
     height: int
     tx_ids: tuple[bytes, ...]
+    evidence: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
