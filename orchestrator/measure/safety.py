@@ -6,8 +6,9 @@
   ``timeout``: a validator accepted it) appears in exactly one committed block. Other
   transactions included twice are noted (the ledger skips a repeat by its nonce).
 * **Liveness after faults**: after each fault clears, the affected validators come within
-  ``RECOVERY_LAG_BLOCKS`` of the others and the chain advances; the seconds that took are the
-  fault's recovery time (from the per-validator height series).
+  ``RECOVERY_LAG_BLOCKS`` of the others (plus the blocks of one sampling step,
+  ``sampling_lag_blocks``) and the chain advances; the seconds that took are the fault's
+  recovery time (from the per-validator height series).
 * **Accountability**: a fault whose behaviour equivocates must be followed by a slashing of
   its targets (of any validator, when the committed evidence could not be read).
 
@@ -17,6 +18,7 @@ validators (through any object with ``NodeClient``'s read methods).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -262,11 +264,24 @@ def recovery_time(
     return None
 
 
+def sampling_lag_blocks(step_s: float, block_interval_ms: int) -> int:
+    """How far behind a recovered validator may look in a height series sampled every
+    ``step_s``: ``RECOVERY_LAG_BLOCKS`` plus the blocks of one step. Each validator's sample is
+    its last scrape, and scrapes of different targets are spread over the scrape interval: at
+    250 ms blocks and 1 s scrapes, validators in step differ by up to 4 blocks in the series."""
+    return RECOVERY_LAG_BLOCKS + math.ceil(step_s * 1000 / max(1, block_interval_ms))
+
+
 def check_recoveries(
-    faults: Sequence[FaultWindow], series: HeightSeries, horizon: float
+    faults: Sequence[FaultWindow],
+    series: HeightSeries,
+    horizon: float,
+    *,
+    lag_blocks: int = RECOVERY_LAG_BLOCKS,
 ) -> list[Recovery]:
     """One ``Recovery`` per fault, in order: the recovery time of every fault that hit
-    validators, and a liveness violation when the chain did not recover (within the series,
+    validators (within ``lag_blocks`` of the others: ``sampling_lag_blocks`` for a sampled
+    series), and a liveness violation when the chain did not recover (within the series,
     which ends at ``horizon``) or the fault never cleared. heal/restart get an empty entry."""
     results = []
     for fault in faults:
@@ -286,13 +301,13 @@ def check_recoveries(
                 )
             )
             continue
-        seconds = recovery_time(series, fault.ids, fault.cleared_at)
+        seconds = recovery_time(series, fault.ids, fault.cleared_at, lag_blocks=lag_blocks)
         violation = None
         if seconds is None:
             violation = SafetyViolation(
                 kind="liveness",
                 message=f"{label}: the affected validators were not within "
-                f"{RECOVERY_LAG_BLOCKS} blocks of the others with the chain advancing in the "
+                f"{lag_blocks} blocks of the others with the chain advancing in the "
                 f"{max(0.0, horizon - fault.cleared_at):.0f} s after it cleared",
             )
         results.append(Recovery(fault.index, seconds, violation))

@@ -38,6 +38,7 @@ from orchestrator.measure.safety import (
     check_recoveries,
     check_slashing,
     read_chains,
+    sampling_lag_blocks,
 )
 from orchestrator.platforms.capabilities import (
     Artifacts,
@@ -201,7 +202,8 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
     blocks = chain.blocks if chain.hashes else None
     restarts = planned_restarts(inputs.records)
     with PromQuery(inputs.prometheus_url) as prom:
-        measured = Measurer(prom, times, inputs.platform).measure(
+        measurer = Measurer(prom, times, inputs.platform)
+        measured = measurer.measure(
             blocks=blocks,
             load=totals,
             probes=None if probes is None else probes[1],
@@ -219,7 +221,12 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
             restarted=list(restarts),
         )
     windows = fault_windows(inputs.records)
-    recoveries = check_recoveries(windows, measured.heights, times.run_end)
+    recoveries = check_recoveries(
+        windows,
+        measured.heights,
+        times.run_end,
+        lag_blocks=sampling_lag_blocks(measurer.step_s, plan.network.block_interval_ms),
+    )
     slashing_events = measured.measurements.slashing_events
     offenders = (  # None: not read (no byzantine fault needs them, or no blocks)
         None
