@@ -6,7 +6,10 @@ and whether every validator applied each exactly once), and whether commits cont
   (attackers) and ``aitbc_byzantine_rejected_total{reason}`` (honest validators), read at the
   fault's planned start and at the end of its window: its clear plus ``COUNTER_TAIL_S`` (the
   scrape after it), never past the start of the next byzantine fault, whose refusals would
-  mix in (refusals carry a reason, not the sender's behaviour).
+  mix in (refusals carry a reason, not the sender's behaviour). A busy attacker (flood signs
+  hundreds of messages a second) misses scrapes, and its series goes stale: its actions are
+  then read at the nearest sample outside the window up to the next (or since the previous)
+  fault of the same behaviour on the same attackers, between which the counter cannot move.
 * **Slashings**: from the equivocation evidence in the committed blocks, one per (offender,
   epoch), as the ledger applies them. Each validator's ``aitbc_slashing_events_total`` at the
   end of the run is compared with the pairs in the blocks it had committed then (one scrape
@@ -48,6 +51,8 @@ __all__ = [
 COUNTER_TAIL_S = 2.0
 """A fault's counters are read this long after its clear (two local scrapes), so what it sent
 last and what was refused of it are counted."""
+COUNTER_SEARCH_STEP_S = 1.0
+"""The step at which a counter's missing sample is looked for (the local scrape interval)."""
 
 HeightSeries = Mapping[int, Sequence[tuple[float, float]]]
 
@@ -241,15 +246,87 @@ def _counts(value: object) -> dict[str, int]:
 # ----------------------------------------------------------------------------- Prometheus
 
 
-def _increase(prom: PromQuery, query: str, label: str, start: float, end: float) -> dict[str, int]:
+def _counters_near(
+    prom: PromQuery, query: str, label: str, at: float, toward: float
+) -> dict[str, float]:
+    """``by_label`` at ``at``; without samples there (missed scrapes), the values at the sample
+    nearest to ``at`` on the way to ``toward`` (the caller knows they do not move in between)."""
+    values = prom.by_label(query, at, label)
+    if values or toward == at:
+        return values
+    series = prom.range(query, min(at, toward), max(at, toward), COUNTER_SEARCH_STEP_S)
+    stamps = sorted({stamp for one in series for stamp, _ in one.points}, reverse=toward < at)
+    for stamp in stamps:
+        found = {
+            one.labels[label]: value
+            for one in series
+            if label in one.labels
+            for when, value in one.points
+            if when == stamp
+        }
+        if found:
+            return found
+    return {}
+
+
+def _increase(
+    prom: PromQuery,
+    query: str,
+    label: str,
+    start: float,
+    end: float,
+    *,
+    quiet: tuple[float, float] | None = None,
+) -> dict[str, int]:
     """The increase of the counters of ``query`` (by ``label``) from ``start`` to ``end`` (unix
-    seconds; a reset, i.e. a restart, counts from 0)."""
-    before = prom.by_label(query, start, label)
+    seconds; a reset, i.e. a restart, counts from 0). ``quiet``: (since, until) around the
+    window in which the counters do not move outside it: missing samples at ``start`` or
+    ``end`` are looked for back to ``since`` and on to ``until``."""
+    since, until = quiet if quiet is not None else (start, end)
+    before = _counters_near(prom, query, label, start, min(since, start))
     result = {}
-    for key, value in prom.by_label(query, end, label).items():
+    for key, value in _counters_near(prom, query, label, end, max(until, end)).items():
         previous = before.get(key, 0.0)
         result[key] = round(value - previous if value >= previous else value)
     return result
+
+
+def _behaviour_quiet(
+    window: ByzantineWindow,
+    windows: Sequence[ByzantineWindow],
+    *,
+    load_start: float,
+    run_end: float,
+) -> tuple[float, float]:
+    """(since, until), unix: around ``window``, the span in which no other fault that may run
+    its behaviour (the same, or not known) ran on one of its attackers, so their counter of
+    that behaviour stood still outside the window."""
+    start = load_start + window.planned_start_s
+    end = window.cleared_at if window.cleared_at is not None else run_end
+    same = [
+        other
+        for other in windows
+        if other is not window
+        and (None in (window.behaviour, other.behaviour) or other.behaviour == window.behaviour)
+        and set(other.attackers) & set(window.attackers)
+    ]
+    since = max(
+        [load_start]
+        + [
+            other.cleared_at if other.cleared_at is not None else run_end
+            for other in same
+            if other.planned_start_s < window.planned_start_s
+        ]
+    )
+    until = min(
+        [run_end]
+        + [
+            load_start + other.planned_start_s
+            for other in same
+            if other.planned_start_s > window.planned_start_s
+        ]
+    )
+    return min(since, start), max(until, end)
 
 
 def _live_fault(
@@ -274,7 +351,14 @@ def _live_fault(
     end = min([cleared + COUNTER_TAIL_S, run_end, *later])
     honest = honest_validators(window, windows, validators)
     query = pq.byzantine_actions_by_behaviour(window.attackers)
-    by_behaviour = _increase(prom, query, "behaviour", start, end)
+    by_behaviour = _increase(
+        prom,
+        query,
+        "behaviour",
+        start,
+        end,
+        quiet=_behaviour_quiet(window, windows, load_start=load_start, run_end=run_end),
+    )
     notes = []
     behaviour = window.behaviour
     actions: int | None
