@@ -1,5 +1,6 @@
 """``aitbc-testnet fault KIND``: inject one fault into a running testnet now (and, with
-``--duration``, clear it again after that long)."""
+``--duration``, clear it again after that long). ``fault byzantine --behaviour NAME [--param
+K=V ...]`` switches the targets into one of the node's byzantine behaviours."""
 
 from __future__ import annotations
 
@@ -19,19 +20,55 @@ from orchestrator.commands.options import (
 from orchestrator.commands.output import echo_json
 from orchestrator.commands.progress import Progress
 from orchestrator.errors import UsageError
-from orchestrator.faults.kinds import cli_kinds, fault_kind
+from orchestrator.faults.kinds import (
+    BEHAVIOURS,
+    BehaviourError,
+    behaviour_params,
+    behaviour_summary,
+    cli_kinds,
+    fault_kind,
+)
 from orchestrator.platforms import attach_run
-from orchestrator.stages.fault import TARGET_HELP, plan_fault, run_fault
+from orchestrator.stages.fault import TARGET_HELP, chosen_behaviour, plan_fault, run_fault
 from orchestrator.stages.live import committed_tps, max_height
 
 INTERRUPTED_EXIT = 130
 
 FaultKindName = StrEnum("FaultKindName", {name: name for name in cli_kinds()})  # type: ignore[misc]
 """The kinds the command offers (``faults.kinds``, in their order)."""
+BehaviourName = StrEnum("BehaviourName", {name: name for name in BEHAVIOURS})  # type: ignore[misc]
+"""The byzantine behaviours (the node's catalogue, in its order)."""
 
 
-def _params(kind: str, delay_ms: float, jitter_ms: float, rate: float) -> dict[str, Any]:
-    """The parameters of ``kind`` from the command's flags (kinds without parameters: {})."""
+def _behaviour_params(behaviour: str, pairs: list[str]) -> dict[str, Any]:
+    """``--param K=V`` flags as the parameters of ``behaviour`` (checked by its model)."""
+    texts: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {pair!r}: write KEY=VALUE, e.g. --param count=50")
+        texts[key.strip()] = value.strip()
+    try:
+        return behaviour_params(behaviour, texts, from_text=True)
+    except BehaviourError as error:
+        flag = "--behaviour" if error.field == "behaviour" else f"--param {error.field}"
+        raise UsageError(f"{flag}: {error.detail}") from None
+
+
+def _params(
+    kind: str,
+    delay_ms: float,
+    jitter_ms: float,
+    rate: float,
+    behaviour: str | None,
+    pairs: list[str],
+) -> dict[str, Any]:
+    """The parameters of ``kind`` from the command's flags (kinds without parameters: {});
+    ``behaviour``: what a byzantine kind runs."""
+    if behaviour is not None:
+        return _behaviour_params(behaviour, pairs)
+    if pairs:
+        raise UsageError(f"--param is for byzantine behaviours: fault {kind} takes none")
     if kind == "delay":
         return {"delay_ms": delay_ms, "jitter_ms": jitter_ms}
     if kind == "loss":
@@ -46,13 +83,21 @@ def register(app: typer.Typer) -> None:
         help=(
             "Inject a fault into a running testnet now. Kinds: partition (the target set is cut "
             "from the rest, both ways), delay (--delay-ms, --jitter-ms), loss (--rate), pause, "
-            "equivocate (byzantine double signing) through the validators' fault API; kill "
-            "(SIGKILL) and restart (same config and data) of validator processes; heal clears "
-            "the fault-API faults. With --duration the command waits that long showing "
-            "progress, then clears the fault (also on Ctrl-C); add --detach to return at once "
-            "(the validators clear it by themselves after the duration). Without --duration "
-            "the fault stays until `fault heal` (or `fault restart` after a kill).\n\n"
-            "Example: aitbc-testnet fault partition --target minority-third --duration 10s"
+            "equivocate (byzantine double signing), byzantine (--behaviour NAME, --param K=V: "
+            "one of the node's attacks) through the validators' fault API; kill (SIGKILL) and "
+            "restart (same config and data) of validator processes; heal clears the fault-API "
+            "faults. Byzantine targets, with the validators already byzantine, must stay below "
+            "a third of the voting power (--allow-unsafe lifts it). With --duration the command "
+            "waits that long showing progress, then clears the fault (also on Ctrl-C); add "
+            "--detach to return at once (the validators clear it by themselves after the "
+            "duration). Without --duration the fault stays until `fault heal` (or `fault "
+            "restart` after a kill).\n\n"
+            "Behaviours: "
+            + "; ".join(f"{name}: {behaviour_summary(name)}" for name in BEHAVIOURS)
+            + ".\n\n"
+            "Example: aitbc-testnet fault partition --target minority-third --duration 10s\n\n"
+            "Example: aitbc-testnet fault byzantine --behaviour flood --param count=50 "
+            "--target 'ids 3' --duration 10s"
         )
     )
     def fault(
@@ -84,6 +129,31 @@ def register(app: typer.Typer) -> None:
         rate: Annotated[
             float, typer.Option("--rate", min=0, max=1, help="loss: share of messages dropped.")
         ] = 0.2,
+        behaviour: Annotated[
+            BehaviourName | None,
+            typer.Option(
+                "--behaviour",
+                "-b",
+                help="byzantine: the node behaviour to run.",
+                show_default=False,
+            ),
+        ] = None,
+        param: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--param",
+                metavar="KEY=VALUE",
+                help="byzantine: a parameter of the behaviour (repeatable), e.g. count=50.",
+                show_default=False,
+            ),
+        ] = None,
+        allow_unsafe: Annotated[
+            bool,
+            typer.Option(
+                "--allow-unsafe",
+                help="byzantine: allow a third of the voting power or more (the chain may fork).",
+            ),
+        ] = False,
         run_id: ExistingRunIdOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
         json_output: JsonOption = False,
@@ -92,7 +162,9 @@ def register(app: typer.Typer) -> None:
         seconds = duration_flag(duration, at_least_s=0.0, hint="use a duration above 0, e.g. 10s")
         if seconds is not None and fault_kind(name).instantaneous:
             raise UsageError(f"fault {name} is instantaneous: leave --duration out")
-        params = _params(name, delay_ms, jitter_ms, rate)
+        chosen = chosen_behaviour(name, None if behaviour is None else str(behaviour.value))
+        shown = name if chosen in (None, name) else f"{name} {chosen}"
+        params = _params(name, delay_ms, jitter_ms, rate, chosen, param or [])
         platform = attach_run(run_dir, run_id)
         progress = Progress(sys.stderr)
         say = (lambda text: None) if json_output else typer.echo
@@ -101,13 +173,21 @@ def register(app: typer.Typer) -> None:
         def tick(left: float) -> None:
             if not started[0]:
                 started[0] = True
-                progress.stage(f"{name} active for {seconds:g}s")
+                progress.stage(f"{shown} active for {seconds:g}s")
             progress.update(
                 height=max_height(platform), tps=committed_tps(platform), note=f"{left:.0f}s left"
             )
 
         try:
-            planned = plan_fault(platform, name, target, seconds, params)
+            planned = plan_fault(
+                platform,
+                name,
+                target,
+                seconds,
+                params,
+                behaviour=chosen,
+                allow_unsafe=allow_unsafe,
+            )
             outcome = run_fault(platform, planned, detach=detach, say=say, tick=tick)
         finally:
             if started[0]:

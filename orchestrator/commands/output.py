@@ -69,7 +69,7 @@ def format_ids(ids: tuple[int, ...]) -> str:
 def format_fault(fault: PlannedFault) -> str:
     until = "open" if fault.end_s is None else f"until {fault.end_s:g}s"
     return (
-        f"fault {fault.index}: {fault.kind} {fault.target} -> ids {format_ids(fault.ids)} at "
+        f"fault {fault.index}: {fault.name} {fault.target} -> ids {format_ids(fault.ids)} at "
         f"{fault.start_s:g}s {until} ({fault.fractions.stake:.1%} of stake, "
         f"{fault.fractions.authorities:.1%} of authorities, {fault.fractions.count:.1%} of "
         "validators)"

@@ -98,6 +98,9 @@ class CommittedBlockInfo:
     proposed_time: float
     tx_ids: tuple[bytes, ...]
     batch_digests: tuple[bytes, ...] = ()
+    evidence: tuple[tuple[int, int], ...] = ()
+    """(offender, epoch) of each piece of equivocation evidence the block carries (the ledger
+    slashes an offender once per epoch, however often its evidence is included)."""
 
     @property
     def tx_count(self) -> int:
@@ -227,6 +230,7 @@ class NodeClient:
             proposed_time=header.timestamp_ms / 1000.0,
             tx_ids=ids,
             batch_digests=tuple(ref.digest for ref in header.batches),
+            evidence=tuple((ev.offender, ev.epoch) for ev in header.evidence),
         )
 
     # -- ops HTTP ----------------------------------------------------------------------------

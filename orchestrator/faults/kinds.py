@@ -12,36 +12,64 @@ it); the simulator (``platforms/sim/flags.py``) and Chaos Mesh
 ``fault`` command offers every kind with ``cli=True``; a kind with parameters adds its flags
 there.
 
+Byzantine kinds (``byzantine``, and ``equivocate``: the behaviour ``equivocate`` under its old
+name) switch their targets into one of the node's byzantine behaviours. The behaviours and
+their parameters are the node's own (``aitbc_node.byzantine.CATALOGUE``, imported, never
+copied); this module adds what the orchestrator expects of each: whether its targets must be
+slashed (``SLASHED_BEHAVIOURS``) or may be (``MAY_BE_SLASHED_BEHAVIOURS``).
+
 This module is a leaf: it imports nothing of the orchestrator but durations (the scenario
 model imports it).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from aitbc_node.byzantine import BEHAVIOURS, CATALOGUE, BehaviourError, parse_behaviour
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from orchestrator.scenario.durations import parse_duration
 
 __all__ = [
+    "BEHAVIOURS",
+    "BYZANTINE_NODE_KIND",
     "KINDS",
+    "MAY_BE_SLASHED_BEHAVIOURS",
+    "SLASHED_BEHAVIOURS",
+    "BehaviourError",
     "ChurnParams",
     "DelayParams",
     "FaultKind",
     "LossParams",
     "Mechanism",
     "NoParams",
+    "behaviour_of",
+    "behaviour_params",
+    "behaviour_summary",
     "cleared_by",
     "cli_kinds",
     "fault_kind",
     "instantaneous_kinds",
     "kind_names",
-    "slashable_kinds",
+    "may_be_slashed",
+    "must_be_slashed",
+    "params_model",
 ]
+
+BYZANTINE_NODE_KIND = "byzantine"
+"""The node fault API's kind of every byzantine behaviour (``{"kind": "byzantine", "behaviour":
+NAME, ...params}``)."""
+SLASHED_BEHAVIOURS: tuple[str, ...] = ("equivocate", "unstake-escape")
+"""Behaviours that sign two conflicting votes (or proposals) in every round they vote in: the
+evidence must commit and slash their targets, once per offender and epoch."""
+MAY_BE_SLASHED_BEHAVIOURS: tuple[str, ...] = ("flood",)
+"""Behaviours whose messages may conflict with the attacker's own (flood's votes just inside the
+round window): a slashing of their targets is deserved, not required."""
 
 
 class Mechanism(StrEnum):
@@ -119,10 +147,24 @@ class FaultKind:
     ``peers`` (a partition cuts both ways)."""
     voters_only: bool = False
     """Only validators that vote can take it (the scenario refuses non-voters in fast mode)."""
-    slashable: bool = False
-    """Its targets should be slashed (the report checks it)."""
+    byzantine: bool = False
+    """NODE kinds: switches its targets into a byzantine behaviour of the node (the scenario's
+    ``behaviour:``, or ``behaviour`` below); its params are that behaviour's, and its targets
+    must stay below a third of the voting power (``scenario.plan``)."""
+    behaviour: str | None = None
+    """Byzantine kinds that are one behaviour under their own name (``equivocate``)."""
     cli: bool = True
     """Offered by ``aitbc-testnet fault``."""
+
+    def node_spec(self, params: Mapping[str, Any], behaviour: str | None = None) -> dict[str, Any]:
+        """NODE kinds: the fault API spec (without ``peers`` and ``duration_s``) of a fault of
+        this kind with the plan's ``params`` (and ``behaviour``, byzantine kinds)."""
+        if self.byzantine:
+            chosen = behaviour_of(self.name, behaviour)
+            if chosen is None:
+                raise ValueError(f"a {self.name} fault needs a behaviour: one of {_NAMES}")
+            return {"kind": BYZANTINE_NODE_KIND, "behaviour": chosen, **params}
+        return {"kind": self.name, **self.node_params(params)}
 
     @property
     def instantaneous(self) -> bool:
@@ -173,9 +215,17 @@ KINDS: tuple[FaultKind, ...] = (
     FaultKind(
         "equivocate",
         Mechanism.NODE,
-        "byzantine double signing",
+        "byzantine double signing (the behaviour equivocate)",
         voters_only=True,
-        slashable=True,
+        byzantine=True,
+        behaviour="equivocate",
+    ),
+    FaultKind(
+        "byzantine",
+        Mechanism.NODE,
+        "a byzantine behaviour of the node (behaviour, its params)",
+        voters_only=True,
+        byzantine=True,
     ),
     FaultKind(
         "churn",
@@ -221,6 +271,55 @@ def instantaneous_kinds() -> tuple[str, ...]:
     return tuple(kind.name for kind in KINDS if kind.instantaneous)
 
 
-def slashable_kinds() -> tuple[str, ...]:
-    """The kinds whose targets should be slashed (equivocate)."""
-    return tuple(kind.name for kind in KINDS if kind.slashable)
+# ----------------------------------------------------------------------------- behaviours
+
+_NAMES = ", ".join(BEHAVIOURS)
+
+
+def behaviour_of(kind: str, behaviour: str | None) -> str | None:
+    """The behaviour a ``kind`` fault runs: its own (equivocate), else ``behaviour``; None for
+    kinds that are not byzantine."""
+    spec = fault_kind(kind)
+    return (spec.behaviour or behaviour) if spec.byzantine else None
+
+
+def must_be_slashed(kind: str, behaviour: str | None = None) -> bool:
+    """Whether the targets of a ``kind`` fault (with ``behaviour``) must be slashed."""
+    return behaviour_of(kind, behaviour) in SLASHED_BEHAVIOURS
+
+
+def may_be_slashed(kind: str, behaviour: str | None = None) -> bool:
+    """Whether a slashing of the targets of a ``kind`` fault is deserved (required or not)."""
+    return behaviour_of(kind, behaviour) in (*SLASHED_BEHAVIOURS, *MAY_BE_SLASHED_BEHAVIOURS)
+
+
+def behaviour_summary(behaviour: str) -> str:
+    """What ``behaviour`` does, in a line (the node's catalogue)."""
+    return CATALOGUE[behaviour][1]
+
+
+def params_model(kind: str, behaviour: str | None = None) -> type[BaseModel] | None:
+    """The model of the ``params`` of a ``kind`` fault: the behaviour's for byzantine kinds
+    (None while the behaviour is unknown), the kind's own otherwise."""
+    spec = fault_kind(kind)
+    if not spec.byzantine:
+        return spec.params
+    chosen = behaviour_of(kind, behaviour)
+    return CATALOGUE[chosen][0] if chosen in CATALOGUE else None
+
+
+def behaviour_params(
+    behaviour: str, params: Mapping[str, Any], *, from_text: bool = False
+) -> dict[str, Any]:
+    """``params`` of ``behaviour`` validated by the node's own model (defaults left out, so the
+    node applies its own); ``from_text``: the values are command-line text (``50``, ``true``,
+    ``0.3``), converted by the model's field types first. Raises ``BehaviourError`` whose
+    ``field`` names the parameter (``behaviour`` for an unknown behaviour) and ``detail`` says
+    what is wrong."""
+    given = {key: value for key, value in params.items() if value is not None}
+    entry = CATALOGUE.get(behaviour)
+    if from_text and entry is not None:
+        with contextlib.suppress(ValidationError):  # the strict check below says what is wrong
+            given = entry[0].model_validate(given, strict=False).model_dump(exclude_unset=True)
+    spec = parse_behaviour(behaviour, given)
+    return {key: value for key, value in spec.params.items() if key in given}

@@ -71,8 +71,8 @@ def node_specs(fault: PlannedFault, validators: int) -> list[tuple[int, dict[str
         specs = [(i, {"kind": kind.name, "peers": outside, **backstop}) for i in inside]
         specs += [(i, {"kind": kind.name, "peers": inside, **backstop}) for i in outside]
         return specs
-    params = kind.node_params(fault.params)
-    return [(i, {"kind": kind.name, **params, **backstop}) for i in inside]
+    spec = kind.node_spec(fault.params, fault.behaviour)
+    return [(i, {**spec, **backstop}) for i in inside]
 
 
 def parallel(action: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
@@ -161,8 +161,8 @@ class NodeFaultInjector:
         with self._lock:
             applied = self._applied.pop(fault.index, None)
         if applied is None:
-            nodes = sorted({index for index, _ in node_specs(fault, self._validators)})
-            parallel(lambda index: self._clear_kind(index, fault.kind), self._up(nodes))
+            specs = dict(node_specs(fault, self._validators))
+            parallel(lambda index: self._clear_like(index, specs[index]), self._up(sorted(specs)))
             return
         current = [
             record
@@ -290,11 +290,22 @@ class NodeFaultInjector:
                 f"{FAULTS_PATH})"
             )
 
-    def _clear_kind(self, index: int, kind: str) -> None:
+    def _clear_like(self, index: int, spec: dict[str, Any]) -> None:
+        """Clear validator ``index``'s faults of ``spec``'s kind (and behaviour)."""
+        kind, behaviour = spec["kind"], spec.get("behaviour")
+
+        def matches(item: Any) -> bool:
+            params = item.get("params") if isinstance(item.get("params"), dict) else {}
+            return bool(
+                item.get("kind") == kind
+                and (behaviour is None or params.get("behaviour") == behaviour)
+            )
+
         listed = self._transport.request(index, "GET", FAULTS_PATH).json() or {}
         for item in listed.get("faults", []):
-            if item.get("kind") == kind:
+            if matches(item):
                 self._transport.request(index, "DELETE", f"{FAULTS_PATH}/{item.get('id')}")
         after = self._transport.request(index, "GET", FAULTS_PATH).json() or {}
-        if any(item.get("kind") == kind for item in after.get("faults", [])):
-            raise FaultNotVerified(f"validator {index}: {kind} faults still listed after DELETE")
+        if any(matches(item) for item in after.get("faults", [])):
+            what = kind if behaviour is None else f"{kind} {behaviour}"
+            raise FaultNotVerified(f"validator {index}: {what} faults still listed after DELETE")

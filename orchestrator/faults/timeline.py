@@ -57,6 +57,8 @@ class FaultRecord:
     applied_verified: bool
     cleared_verified: bool
     error: str | None
+    behaviour: str | None = None
+    """Byzantine kinds: the node behaviour (None: another kind, or not known)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class FaultTimeline:
                 applied_verified=False,
                 cleared_verified=False,
                 error=None,
+                behaviour=item.fault.behaviour,
             )
             for item in self._items
         ]

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orchestrator.faults.kinds import instantaneous_kinds
-from orchestrator.report.model import CriterionResult, FaultResult, Measurements, SafetyReport
+from orchestrator.report.model import (
+    ByzantineReport,
+    CriterionResult,
+    FaultResult,
+    Measurements,
+    SafetyReport,
+)
 from orchestrator.scenario.plan import CriteriaPlan
 
 
@@ -81,43 +87,129 @@ def judge_safety(safety: SafetyReport) -> CriterionResult:
     )
 
 
-def judge_recovery(faults: Sequence[FaultResult], threshold: float) -> CriterionResult:
-    """The slowest recovery among the faults that clear; a fault that never recovered (or
-    whose recovery could not be measured) fails the criterion by name."""
-    relevant = [fault for fault in faults if fault.kind not in instantaneous_kinds()]
-    if not relevant:
+def _slowest(
+    name: str,
+    threshold: float,
+    values: Sequence[tuple[str, float | None]],
+    *,
+    none: str,
+    missing: str,
+    lead: str,
+    tail: str = "",
+) -> CriterionResult:
+    """The largest of per-fault ``values`` ((label, seconds), in order) against ``threshold``:
+    no fault passes saying ``none``; a fault without a value fails the criterion by name
+    (``missing`` with ``{names}``); else ``lead`` introduces the largest, ``tail`` follows."""
+    if not values:
         return CriterionResult(
-            name="max_recovery_s",
-            threshold=threshold,
-            value=None,
-            passed=True,
-            unit="s",
-            explanation="no fault in this run, so nothing to recover from",
+            name=name, threshold=threshold, value=None, passed=True, unit="s", explanation=none
         )
-    unknown = [fault for fault in relevant if fault.recovery_s is None]
+    unknown = [label for label, value in values if value is None]
     if unknown:
-        names = ", ".join(f"fault {f.index} ({f.kind} {f.ids})" for f in unknown)
         return CriterionResult(
-            name="max_recovery_s",
+            name=name,
             threshold=threshold,
             value=None,
             passed=False,
             unit="s",
-            explanation=f"no recovery measured for {names}: the affected validators did not "
-            "catch up and advance after the fault cleared (or the fault never cleared)",
+            explanation=missing.format(names=", ".join(unknown)),
         )
-    slowest = max(relevant, key=lambda fault: fault.recovery_s or 0.0)
-    value = slowest.recovery_s or 0.0
-    passed = value <= threshold
+    label, value = max(values, key=lambda item: item[1] or 0.0)
+    seconds = value or 0.0
+    passed = seconds <= threshold
     relation = "<=" if passed else ">"
     return CriterionResult(
-        name="max_recovery_s",
+        name=name,
         threshold=threshold,
-        value=value,
+        value=seconds,
         passed=passed,
         unit="s",
-        explanation=f"slowest: fault {slowest.index} ({slowest.kind} {slowest.ids}) "
-        f"{_num(value, 3)} s {relation} {_num(threshold)} s",
+        explanation=f"{lead} {label} {_num(seconds, 3)} s {relation} {_num(threshold)} s{tail}",
+    )
+
+
+def judge_recovery(faults: Sequence[FaultResult], threshold: float) -> CriterionResult:
+    """The slowest recovery among the faults that clear; a fault that never recovered (or
+    whose recovery could not be measured) fails the criterion by name."""
+    return _slowest(
+        "max_recovery_s",
+        threshold,
+        [
+            (f"fault {f.index} ({f.kind} {f.ids})", f.recovery_s)
+            for f in faults
+            if f.kind not in instantaneous_kinds()
+        ],
+        none="no fault in this run, so nothing to recover from",
+        missing="no recovery measured for {names}: the affected validators did not catch up "
+        "and advance after the fault cleared (or the fault never cleared)",
+        lead="slowest:",
+    )
+
+
+def judge_commits_resume(byzantine: ByzantineReport | None, threshold: float) -> CriterionResult:
+    """The longest stall of commits among the byzantine faults (from each one's start to the
+    first commit after its end); a fault after which nothing committed fails by name."""
+    faults = byzantine.faults if byzantine is not None else []
+    return _slowest(
+        "commits_resume_within_s",
+        threshold,
+        [(f"fault {f.index} ({f.behaviour} {f.attackers})", f.longest_stall_s) for f in faults],
+        none="no byzantine fault in this run",
+        missing="the honest validators committed nothing after {names} ended (or it never ended)",
+        lead="longest time without a commit:",
+        tail=f", over {len(faults)} byzantine fault(s)",
+    )
+
+
+def judge_slashing(byzantine: ByzantineReport | None) -> CriterionResult:
+    """Every target of a behaviour that equivocates is slashed, nobody without a reason is,
+    and every validator applied each (offender, epoch) exactly once (its slashing counter
+    equals the pairs in the evidence it committed)."""
+    name = "equivocators_slashed_exactly_once_per_epoch"
+    faults = byzantine.faults if byzantine is not None else []
+    slashings = byzantine.slashings if byzantine is not None else []
+    problems: list[str] = []
+    for fault in faults:
+        if fault.slashing != "required":
+            continue
+        slashed = {event.validator for event in fault.slashed}
+        missing = [i for i in fault.attackers if i not in slashed]
+        if missing:
+            problems.append(f"fault {fault.index} ({fault.behaviour}): {missing} not slashed")
+    deserving = {i for f in faults if f.slashing in ("required", "possible") for i in f.attackers}
+    wrong = sorted({event.validator for event in slashings if event.validator not in deserving})
+    if wrong:
+        problems.append(f"validators {wrong} slashed without equivocating")
+    counted = byzantine.slashings_counted if byzantine is not None else {}
+    expected = byzantine.slashings_expected if byzantine is not None else {}
+    for label, count in sorted(counted.items()):
+        if label in expected and count != expected[label]:
+            problems.append(
+                f"validator {label} counted {count} slashings for the {expected[label]} "
+                "(offender, epoch) pairs its committed evidence holds"
+            )
+    by_offender: dict[int, list[int]] = {}
+    for event in slashings:
+        by_offender.setdefault(event.validator, []).append(event.epoch)
+    shown = "; ".join(
+        f"validator {v} in epoch{'s' if len(e) > 1 else ''} {', '.join(map(str, e))}"
+        for v, e in sorted(by_offender.items())
+    )
+    if problems:
+        explanation = "; ".join(problems)
+    elif not slashings:
+        explanation = "no fault made a validator equivocate, and nobody was slashed"
+    else:
+        explanation = f"slashed once per epoch: {shown}"
+        if counted:
+            explanation += f"; validators {', '.join(sorted(counted))} each counted exactly that"
+    return CriterionResult(
+        name=name,
+        threshold=True,
+        value=float(len(slashings)),
+        passed=not problems,
+        unit="slashings",
+        explanation=explanation,
     )
 
 
@@ -128,6 +220,7 @@ def judge(
     faults: Sequence[FaultResult],
     *,
     platform_note: str = "",
+    byzantine: ByzantineReport | None = None,
 ) -> list[CriterionResult]:
     """Every criterion the scenario sets, in a fixed order. ``platform_note``, when given,
     explains every missing measurement instead of the default reason (e.g. "the simulator does
@@ -188,6 +281,10 @@ def judge(
                 why("process start times of the validators are not in Prometheus"),
             )
         )
+    if criteria.commits_resume_within_s is not None:
+        results.append(judge_commits_resume(byzantine, criteria.commits_resume_within_s))
+    if criteria.equivocators_slashed_exactly_once_per_epoch:
+        results.append(judge_slashing(byzantine))
     return results
 
 

@@ -17,6 +17,7 @@ PromQL rules the builders follow (see FIELD-NOTES):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 VALIDATOR_LABEL = "validator"
 """Every validator series carries ``validator="<index>"`` (the local platform's file-SD labels,
@@ -140,6 +141,28 @@ def slashing_events(window_s: float) -> str:
     """Slashings committed (a validator's counter counts every evidence it committed since it
     started, so the highest value seen over the run)."""
     return f"max(max_over_time(aitbc_slashing_events_total{_validator()}[{duration(window_s)}]))"
+
+
+def slashing_events_by_validator() -> str:
+    """Each validator's slashing counter (read at one instant, with its height)."""
+    return f"max by ({VALIDATOR_LABEL}) (aitbc_slashing_events_total{_validator()})"
+
+
+def _validators(ids: Sequence[int]) -> str:
+    """The series of validators ``ids`` (at least one)."""
+    if not ids:
+        raise ValueError("a selector of no validator: give at least one validator id")
+    return f'{VALIDATOR_LABEL}=~"{"|".join(str(i) for i in sorted(set(ids)))}"'
+
+
+def byzantine_actions_by_behaviour(ids: Sequence[int]) -> str:
+    """What validators ``ids`` did as attackers, by behaviour (summed over them)."""
+    return f"sum by (behaviour) (aitbc_byzantine_actions_total{{{_validators(ids)}}})"
+
+
+def byzantine_rejections(ids: Sequence[int]) -> str:
+    """What validators ``ids`` refused as hostile, by reason (summed over them)."""
+    return f"sum by (reason) (aitbc_byzantine_rejected_total{{{_validators(ids)}}})"
 
 
 def consensus_mode() -> str:

@@ -11,9 +11,11 @@
   executes the first and skips the repeat by its nonce (the same transaction is the same
   sender and nonce).
 * **Liveness after faults**: after each fault clears, the affected validators come within
-  ``RECOVERY_LAG_BLOCKS`` of the others and the chain advances; the seconds that took are the
-  fault's recovery time (from the per-validator height series).
-* **Accountability**: an equivocation fault must be followed by a slashing.
+  ``RECOVERY_LAG_BLOCKS`` of the others (plus the blocks of one sampling step,
+  ``sampling_lag_blocks``) and the chain advances; the seconds that took are the fault's
+  recovery time (from the per-validator height series).
+* **Accountability**: a fault whose behaviour equivocates must be followed by a slashing of
+  its targets (of any validator, when the committed evidence could not be read).
 
 The checks are pure functions over plain data; ``read_chains`` is the one place that asks the
 validators (through any object with ``NodeClient``'s read methods).
@@ -21,13 +23,14 @@ validators (through any object with ``NodeClient``'s read methods).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.errors import PlatformError
-from orchestrator.faults.kinds import instantaneous_kinds, slashable_kinds
+from orchestrator.faults.kinds import instantaneous_kinds, must_be_slashed
 from orchestrator.report.model import SafetyReport, SafetyViolation
 
 RECOVERY_LAG_BLOCKS = 2
@@ -54,6 +57,11 @@ class BlockView(Protocol):
 
     @property
     def batch_digests(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def evidence(self) -> tuple[tuple[int, int], ...]:
+        """(offender, epoch) of the equivocation evidence the block carries."""
+        ...
 
 
 class ChainReader(Protocol):
@@ -99,6 +107,7 @@ class FaultWindow:
     kind: str
     ids: tuple[int, ...]
     cleared_at: float | None
+    behaviour: str | None = None
 
 
 @dataclass(frozen=True)
@@ -273,11 +282,24 @@ def recovery_time(
     return None
 
 
+def sampling_lag_blocks(step_s: float, block_interval_ms: int) -> int:
+    """How far behind a recovered validator may look in a height series sampled every
+    ``step_s``: ``RECOVERY_LAG_BLOCKS`` plus the blocks of one step. Each validator's sample is
+    its last scrape, and scrapes of different targets are spread over the scrape interval: at
+    250 ms blocks and 1 s scrapes, validators in step differ by up to 4 blocks in the series."""
+    return RECOVERY_LAG_BLOCKS + math.ceil(step_s * 1000 / max(1, block_interval_ms))
+
+
 def check_recoveries(
-    faults: Sequence[FaultWindow], series: HeightSeries, horizon: float
+    faults: Sequence[FaultWindow],
+    series: HeightSeries,
+    horizon: float,
+    *,
+    lag_blocks: int = RECOVERY_LAG_BLOCKS,
 ) -> list[Recovery]:
     """One ``Recovery`` per fault, in order: the recovery time of every fault that hit
-    validators, and a liveness violation when the chain did not recover (within the series,
+    validators (within ``lag_blocks`` of the others: ``sampling_lag_blocks`` for a sampled
+    series), and a liveness violation when the chain did not recover (within the series,
     which ends at ``horizon``) or the fault never cleared. heal/restart get an empty entry."""
     results = []
     for fault in faults:
@@ -297,13 +319,13 @@ def check_recoveries(
                 )
             )
             continue
-        seconds = recovery_time(series, fault.ids, fault.cleared_at)
+        seconds = recovery_time(series, fault.ids, fault.cleared_at, lag_blocks=lag_blocks)
         violation = None
         if seconds is None:
             violation = SafetyViolation(
                 kind="liveness",
                 message=f"{label}: the affected validators were not within "
-                f"{RECOVERY_LAG_BLOCKS} blocks of the others with the chain advancing in the "
+                f"{lag_blocks} blocks of the others with the chain advancing in the "
                 f"{max(0.0, horizon - fault.cleared_at):.0f} s after it cleared",
             )
         results.append(Recovery(fault.index, seconds, violation))
@@ -311,22 +333,33 @@ def check_recoveries(
 
 
 def check_slashing(
-    faults: Sequence[FaultWindow], slashing_events: int | None
+    faults: Sequence[FaultWindow],
+    slashing_events: int | None,
+    offenders: Collection[int] | None = None,
 ) -> list[SafetyViolation]:
-    """An equivocation fault (a slashable kind) without any slashing committed is a
-    violation."""
-    equivocations = [fault for fault in faults if fault.kind in slashable_kinds()]
-    if not equivocations or (slashing_events or 0) > 0:
-        return []
-    seen = "no slashing metric" if slashing_events is None else "0 slashing events"
-    return [
-        SafetyViolation(
-            kind="not_slashed",
-            message=f"fault {fault.index} made validators {list(fault.ids)} equivocate but "
-            f"{seen} were committed: the evidence was not included or not executed",
+    """A fault that made validators equivocate (``kinds.must_be_slashed``) is a violation when
+    one of them is not among the slashed ``offenders`` (from the committed evidence), or,
+    when those are not known, when no slashing was committed at all."""
+    equivocations = [f for f in faults if must_be_slashed(f.kind, f.behaviour)]
+    violations = []
+    for fault in equivocations:
+        if offenders is not None:
+            missing = [i for i in fault.ids if i not in offenders]
+            if not missing:
+                continue
+            seen = f"no committed evidence slashed {missing}"
+        elif (slashing_events or 0) > 0:
+            continue
+        else:
+            seen = "no slashing metric" if slashing_events is None else "0 slashing events"
+        violations.append(
+            SafetyViolation(
+                kind="not_slashed",
+                message=f"fault {fault.index} made validators {list(fault.ids)} equivocate but "
+                f"{seen}: the evidence was not included or not executed",
+            )
         )
-        for fault in equivocations
-    ]
+    return violations
 
 
 # ----------------------------------------------------------------------------- reading

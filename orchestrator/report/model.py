@@ -5,7 +5,12 @@ Times: ``started``/``ended`` are ISO 8601 UTC; fault ``start``/``end`` and every
 point are seconds since load start (``load_started`` is that moment as unix seconds), so plots,
 fault windows and the measured window share one axis. Missing values are ``null`` and the
 criterion that needed them fails (``criteria.py``). Bump ``SCHEMA_VERSION`` on any change that
-removes or renames a field; adding an optional field keeps the version.
+removes or renames a field (readers refuse another version); an additive change (a new optional
+field) bumps ``SCHEMA_MINOR`` (readers of this version read every minor; a report written
+before ``schema_minor`` existed reads as minor 0).
+
+Minors: 1 adds ``byzantine`` (what each byzantine fault's behaviour did: actions, refusals,
+slashing, commits), ``faults[].behaviour`` and ``schema_minor``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.errors import UsageError
 
 SCHEMA_VERSION = 1
+SCHEMA_MINOR = 1
 REPORT_FILE = "report.json"
 
 
@@ -100,6 +106,7 @@ class FaultResult(_Model):
     ids: list[int]
     start: float
     end: float | None
+    behaviour: str | None = Field(default=None, description="byzantine kinds: the behaviour")
     applied_at: float | None = None
     cleared_at: float | None = None
     applied_verified: bool | None = None
@@ -110,7 +117,11 @@ class FaultResult(_Model):
         "blocks of the others and the chain advances",
     )
     recovered: bool | None = None
-    slashed: bool | None = Field(default=None, description="equivocation: slashing observed")
+    slashed: bool | None = Field(
+        default=None,
+        description="byzantine behaviours that deserve it: every target was slashed (from the "
+        "committed evidence; the slashing counter when the chain could not be read)",
+    )
     error: str | None = None
 
 
@@ -144,6 +155,79 @@ class CriterionResult(_Model):
     explanation: str = ""
 
 
+class SlashingEvent(_Model):
+    """One slashing: ``validator`` punished for equivocating in ``epoch`` (the ledger slashes
+    an offender once per epoch, however often its evidence is included)."""
+
+    validator: int
+    epoch: int
+    height: int | None = Field(
+        default=None, description="the first committed block carrying the evidence"
+    )
+    included: int | None = Field(
+        default=None, description="committed blocks carrying evidence of it (replays included)"
+    )
+
+
+class ByzantineFault(_Model):
+    """What one byzantine fault's behaviour did, over its window (``start``/``end``: seconds
+    since load start, as the fault's)."""
+
+    index: int = Field(description="the fault's index in the timeline")
+    behaviour: str
+    attackers: list[int]
+    honest: list[int] = Field(
+        default_factory=list, description="the validators no byzantine fault targeted meanwhile"
+    )
+    start: float
+    end: float | None
+    actions: int | None = Field(
+        default=None,
+        description="what the attackers sent: increase of aitbc_byzantine_actions_total"
+        "{behaviour} on them over the window",
+    )
+    rejected: dict[str, int] = Field(
+        default_factory=dict,
+        description="what the honest validators refused: increase of "
+        "aitbc_byzantine_rejected_total{reason} over the window, summed over them, by reason",
+    )
+    slashing: str = Field(
+        default="none",
+        description="required (the behaviour equivocates), possible (it may) or none",
+    )
+    slashed: list[SlashingEvent] = Field(
+        default_factory=list,
+        description="behaviours that deserve it (slashing required or possible): the slashings "
+        "of the attackers",
+    )
+    longest_stall_s: float | None = Field(
+        default=None,
+        description="the longest time without a commit by the honest validators, from the "
+        "fault's start to their first commit after its end (None: they did not commit after it)",
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
+class ByzantineReport(_Model):
+    """Proof that the byzantine faults happened, and what the honest validators did about it."""
+
+    faults: list[ByzantineFault] = Field(default_factory=list)
+    slashings: list[SlashingEvent] = Field(
+        default_factory=list, description="every slashing in the committed evidence"
+    )
+    slashings_counted: dict[str, int] = Field(
+        default_factory=dict,
+        description="validator -> its aitbc_slashing_events_total at the end of the run",
+    )
+    slashings_expected: dict[str, int] = Field(
+        default_factory=dict,
+        description="validator -> the (offender, epoch) pairs in the evidence of the blocks it "
+        "had committed then: equal to the count when each was slashed exactly once",
+    )
+    source: str = ""
+    notes: list[str] = Field(default_factory=list)
+
+
 class Series(_Model):
     label: str
     points: list[tuple[float, float]] = Field(default_factory=list)
@@ -164,6 +248,7 @@ class Window(_Model):
 
 class Report(_Model):
     schema_version: int = SCHEMA_VERSION
+    schema_minor: int = SCHEMA_MINOR
     run_id: str
     scenario: str
     description: str = ""
@@ -178,6 +263,9 @@ class Report(_Model):
     measured_window: Window | None = None
     measurements: Measurements = Measurements()
     faults: list[FaultResult] = Field(default_factory=list)
+    byzantine: ByzantineReport | None = Field(
+        default=None, description="None: the run had no byzantine fault"
+    )
     safety: SafetyReport
     criteria: list[CriterionResult] = Field(default_factory=list)
     passed: bool
@@ -224,6 +312,7 @@ def read_report(location: Path) -> Report:
             f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}: re-collect the run "
             "with this version of aitbc-testnet"
         )
+    document.setdefault("schema_minor", 0)
     try:
         return Report.model_validate(document)
     except ValidationError as exc:

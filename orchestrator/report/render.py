@@ -9,7 +9,7 @@ windows shaded, the measured window marked). Every text that goes into SVG or HT
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -20,7 +20,7 @@ from markupsafe import Markup
 from orchestrator.faults.kinds import instantaneous_kinds
 from orchestrator.report.baseline import BaselineComparison
 from orchestrator.report.junit import write_junit
-from orchestrator.report.model import Report, Series, write_report
+from orchestrator.report.model import Report, Series, SlashingEvent, write_report
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -232,7 +232,7 @@ def fault_shades(report: Report) -> list[Shade]:
         if fault.kind in instantaneous_kinds():
             continue
         end = fault.end if fault.end is not None else horizon
-        shades.append(Shade(fault.start, end, f"{fault.kind} {fault.ids}"))
+        shades.append(Shade(fault.start, end, f"{fault.behaviour or fault.kind} {fault.ids}"))
     return shades
 
 
@@ -312,6 +312,22 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _counts(values: Mapping[str, int]) -> str:
+    """``{"b": 2, "a": 1}`` -> ``b: 2, a: 1`` (largest first)."""
+    return ", ".join(f"{k}: {n}" for k, n in sorted(values.items(), key=lambda kv: -kv[1]))
+
+
+def _slashes(events: Sequence[SlashingEvent], detailed: bool = False) -> str:
+    """``5@3, 6@3``: validator@epoch (``detailed``: with the first height and inclusions)."""
+    parts = []
+    for event in events:
+        text = f"{event.validator}@{event.epoch}"
+        if detailed and event.height is not None:
+            text += f" (height {event.height}, in {event.included} block(s))"
+        parts.append(text)
+    return ", ".join(parts)
+
+
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("orchestrator.report", "templates"),
@@ -324,6 +340,8 @@ def _environment() -> jinja2.Environment:
     environment.filters["fmt"] = _fmt
     environment.filters["pct"] = _pct
     environment.filters["cell"] = _cell
+    environment.filters["counts"] = _counts
+    environment.filters["slashes"] = _slashes
     return environment
 
 

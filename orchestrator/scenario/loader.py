@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from orchestrator.errors import ScenarioError, ScenarioIssue
-from orchestrator.faults.kinds import KINDS
+from orchestrator.faults.kinds import kind_names, params_model
 from orchestrator.scenario.model import Loc, Scenario, ScenarioSource, format_loc
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -251,8 +251,13 @@ def _message(detail: ErrorDetails, loc: Loc, data: Any) -> str:
         if allowed is None:
             return f"unknown field {name!r}"
         if not allowed:
-            fault_kind = _get(data, (*loc[:-2], "kind")) if loc[-2:-1] == ("params",) else None
-            what = f"{fault_kind} takes no params" if fault_kind else "this section takes no fields"
+            fault = loc[:-2] if loc[-2:-1] == ("params",) else None
+            owner = (
+                None
+                if fault is None
+                else _get(data, (*fault, "behaviour")) or _get(data, (*fault, "kind"))
+            )
+            what = f"{owner} takes no params" if owner else "this section takes no fields"
             return f"unknown field {name!r}: {what}"
         close = difflib.get_close_matches(str(name), allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -282,8 +287,12 @@ def _allowed_fields(loc: Loc, data: Any) -> list[str] | None:
             return None
         if model.__name__ == "FaultSpec" and part == "params":
             kind = _get(data, (*loc[:position], "kind"))
-            known = {fault_kind.name: fault_kind.params for fault_kind in KINDS}
-            annotation = known.get(kind) if isinstance(kind, str) else None
+            behaviour = _get(data, (*loc[:position], "behaviour"))
+            annotation = (
+                params_model(kind, behaviour if isinstance(behaviour, str) else None)
+                if kind in kind_names()
+                else None
+            )
             continue
         if part not in model.model_fields:
             return None

@@ -29,7 +29,14 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestrator.errors import ScenarioIssue
-from orchestrator.faults.kinds import Mechanism, fault_kind, kind_names
+from orchestrator.faults.kinds import (
+    BEHAVIOURS,
+    Mechanism,
+    behaviour_of,
+    fault_kind,
+    kind_names,
+    params_model,
+)
 from orchestrator.scenario.durations import format_duration, parse_duration
 from orchestrator.scenario.voting_power import FRACTION_LABELS, StakeSpecError, check_stake_spec
 
@@ -39,8 +46,11 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Mode = Literal["fast", "balanced", "secure", "auto"]
 if TYPE_CHECKING:
     FaultKindName = str
-else:  # the names of faults.kinds.KINDS, so pydantic lists them in its error message
+    BehaviourName = str
+else:  # the names of faults.kinds.KINDS and of the node's byzantine behaviours, so pydantic
+    # lists them in its error message
     FaultKindName = Literal[kind_names()]
+    BehaviourName = Literal[BEHAVIOURS]
 FractionLabel = Literal["minority-third", "half", "majority", "supermajority"]
 LoadShape = Literal["constant", "step", "ramp", "spike"]
 Crypto = Literal["real", "modeled"]
@@ -325,13 +335,20 @@ def _check_target(value: Any) -> Any:
 
 
 class FaultSpec(_Section):
-    """One entry of the fault timeline (times since load start; several may overlap)."""
+    """One entry of the fault timeline (times since load start; several may overlap).
+    Byzantine kinds name the node's ``behaviour`` and take its parameters as ``params``."""
 
     at: Duration
     kind: FaultKindName
+    behaviour: BehaviourName | None = None
     target: Annotated[TargetSpec | None, BeforeValidator(_check_target)] = None
     duration: Duration | None = Field(default=None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    allow_unsafe: bool = Field(
+        default=False,
+        description="byzantine kinds: allow targets holding a third of the voting power or more "
+        "(the run may fork)",
+    )
 
     @field_validator("params")
     @classmethod
@@ -339,7 +356,11 @@ class FaultSpec(_Section):
         kind = info.data.get("kind")
         if kind is None:
             return value
-        model = fault_kind(kind).params
+        model = params_model(kind, info.data.get("behaviour"))
+        if model is None:  # a byzantine kind whose behaviour is missing: said on that field
+            return value
+        if fault_kind(kind).byzantine:  # the node applies the defaults: keep what was given
+            return model.model_validate(value).model_dump(exclude_unset=True)
         return model.model_validate(value).model_dump(exclude_none=True)
 
     @model_validator(mode="after")
@@ -348,6 +369,7 @@ class FaultSpec(_Section):
         kind = fault_kind(self.kind)
         if kind.needs_target and self.target is None:
             issues.append((("target",), None, f"{self.kind} needs a target: {TARGET_FORMS}"))
+        issues += self._byzantine_rules()
         if kind.instantaneous and self.duration is not None:
             issues.append(
                 (
@@ -369,6 +391,34 @@ class FaultSpec(_Section):
         _raise_issues("FaultSpec", issues)
         return self
 
+    def _byzantine_rules(self) -> list[tuple[Loc, Any, str]]:
+        kind, given = fault_kind(self.kind), self.behaviour
+        if not kind.byzantine:
+            extra = {"behaviour": given, "allow_unsafe": self.allow_unsafe or None}
+            return [
+                (
+                    (name,),
+                    value,
+                    f"{name} is for byzantine faults (kind: byzantine), not {self.kind}",
+                )
+                for name, value in extra.items()
+                if value is not None
+            ]
+        if kind.behaviour is not None and given not in (None, kind.behaviour):
+            fix = "leave behaviour out, or use kind: byzantine"
+            return [
+                (("behaviour",), given, f"{self.kind} is the behaviour {kind.behaviour}: {fix}")
+            ]
+        if kind.behaviour is None and given is None:
+            names = ", ".join(BEHAVIOURS)
+            return [(("behaviour",), None, f"{self.kind} needs a behaviour: one of {names}")]
+        return []
+
+    @property
+    def chosen_behaviour(self) -> str | None:
+        """The byzantine behaviour this fault runs (None: not a byzantine fault)."""
+        return behaviour_of(self.kind, self.behaviour)
+
 
 # ----------------------------------------------------------------------------- criteria, sim
 
@@ -385,6 +435,17 @@ class CriteriaSpec(_Section):
         default=None, description="per fault: height advancing again after it clears"
     )
     max_restarts: int | None = Field(default=None, ge=0, description="unplanned restarts")
+    commits_resume_within_s: Duration | None = Field(
+        default=None,
+        gt=0,
+        description="per byzantine fault: the longest time without a commit, from its start to "
+        "the first commit after its end",
+    )
+    equivocators_slashed_exactly_once_per_epoch: bool = Field(
+        default=False,
+        description="every validator a fault made equivocate is slashed, once per offender and "
+        "epoch, and nobody else",
+    )
 
 
 class SimSpec(_Section):

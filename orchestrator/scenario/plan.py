@@ -5,7 +5,10 @@ manifest). Frozen dataclasses, computed once from a validated ``Scenario``:
 * the genesis stake table (``voting_power.stake_table``),
 * every fault's target resolved to concrete validator ids (fractions of *voting power* under the
   mode's quorum measures, not pod counts), its window ``[start_s, end_s)`` and the fractions
-  (by count, stake, authorities) it achieved, so reports can say what was cut.
+  (by count, stake, authorities) it achieved, so reports can say what was cut;
+* byzantine faults checked: at every moment the validators they make byzantine stay below a
+  third of the voting power by every quorum measure of the mode, unless the fault says
+  ``allow_unsafe: true``.
 
 Platforms, the fault engine and reports read only the plan.
 """
@@ -13,8 +16,9 @@ Platforms, the fault engine and reports read only the plan.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +36,7 @@ from orchestrator.scenario.voting_power import (
     resolve_count,
     resolve_fraction,
     stake_table,
+    third_or_more,
 )
 
 MODE_BLOCK_INTERVAL_MS: Mapping[str, int] = {
@@ -149,16 +154,27 @@ class PlannedFault:
     end_s: float | None
     params: Mapping[str, Any]
     fractions: PowerFractions
+    behaviour: str | None = None
+    """Byzantine kinds: the node behaviour the targets run (``equivocate`` for that kind)."""
+    allow_unsafe: bool = False
+    """Byzantine kinds: the targets were allowed to hold a third of the voting power or more."""
 
     @property
     def duration_s(self) -> float | None:
         return None if self.end_s is None else self.end_s - self.start_s
 
+    @property
+    def name(self) -> str:
+        """The kind, with the behaviour of a ``byzantine`` fault: ``byzantine flood``."""
+        if self.behaviour is None or self.behaviour == self.kind:
+            return self.kind
+        return f"{self.kind} {self.behaviour}"
+
     def describe(self) -> str:
         """``partition minority-third -> ids [2] at 20s until 30s (25.0% stake, ...)``."""
         until = "open" if self.end_s is None else f"until {self.end_s:g}s"
         return (
-            f"{self.kind} {self.target} -> ids {list(self.ids)} at {self.start_s:g}s {until} "
+            f"{self.name} {self.target} -> ids {list(self.ids)} at {self.start_s:g}s {until} "
             f"({self.fractions.stake:.1%} of stake, {self.fractions.authorities:.1%} of "
             f"authorities, {self.fractions.count:.1%} of validators)"
         )
@@ -182,6 +198,8 @@ class CriteriaPlan:
     safety: bool
     max_recovery_s: float | None
     max_restarts: int | None
+    commits_resume_within_s: float | None = None
+    equivocators_slashed_exactly_once_per_epoch: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,9 +406,58 @@ def _fault_plans(scenario: Scenario, network: NetworkPlan) -> tuple[PlannedFault
                 end_s=ends[index],
                 params=_fault_params(fault),
                 fractions=power_fractions(table, ids),
+                behaviour=fault.chosen_behaviour,
+                allow_unsafe=fault.allow_unsafe,
             )
         )
+    unsafe = [
+        scenario.source.issue(("faults", fault.index, "target"), problem)
+        for fault, problem in byzantine_share_problems(plans, network)
+    ]
+    if unsafe:
+        raise ScenarioError(unsafe)
     return tuple(plans)
+
+
+def byzantine_share_problems(
+    faults: Sequence[PlannedFault], network: NetworkPlan
+) -> list[tuple[PlannedFault, str]]:
+    """(fault, why) for every byzantine fault (without ``allow_unsafe``) that, together with
+    the byzantine faults active at the same time, makes a third of the voting power or more
+    byzantine by a quorum measure of the mode (``voting_power.third_or_more``)."""
+    byzantine = [f for f in faults if fault_kind(f.kind).byzantine]
+    problems = []
+    for fault in byzantine:
+        if fault.allow_unsafe:
+            continue
+        together = [
+            other
+            for other in byzantine
+            if windows_meet((fault.start_s, fault.end_s), (other.start_s, other.end_s))
+        ]
+        ids = sorted({i for other in together for i in other.ids})
+        problem = third_or_more(network.stake, network.mode, ids)
+        if problem is None:
+            continue
+        others = [other.index for other in together if other is not fault]
+        alongside = (
+            f" (with fault {', '.join(map(str, others))} at the same time)" if others else ""
+        )
+        problems.append(
+            (
+                fault,
+                f"{problem}{alongside}: target fewer validators, or set allow_unsafe: true on "
+                "the fault to run it anyway (the chain may fork)",
+            )
+        )
+    return problems
+
+
+def windows_meet(first: tuple[float, float | None], second: tuple[float, float | None]) -> bool:
+    """Whether two windows ``(start, end)`` (``[start, end)``; end None: open) meet."""
+    first_end = math.inf if first[1] is None else first[1]
+    second_end = math.inf if second[1] is None else second[1]
+    return first[0] < second_end and second[0] < first_end
 
 
 def _resolve_target(fault: FaultSpec, network: NetworkPlan) -> tuple[str, tuple[int, ...]]:

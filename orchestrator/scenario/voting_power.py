@@ -224,6 +224,33 @@ def fraction_windows(label: str, mode: str, table: Sequence[StakeEntry]) -> tupl
     return tuple(windows[m] for m in (AUTHORITIES, STAKE) if m in windows)
 
 
+def third_or_more(table: Sequence[StakeEntry], mode: str, ids: Sequence[int]) -> str | None:
+    """Why ``ids`` are not below a third of the voting power by every quorum measure of
+    ``mode`` (the ``minority-third`` windows: authorities, stake, and in secure and auto mode
+    the rest keeping the oversight quorum), or None when they are. Byzantine validators must
+    stay below that bound: at or above it, two quorums may meet only in byzantine validators."""
+    windows = fraction_windows("minority-third", mode, table)
+    chosen = set(ids)
+    problems = []
+    for window in windows:
+        held = sum(
+            (1 if entry.authority else 0) if window.measure == AUTHORITIES else entry.stake
+            for entry in table
+            if entry.index in chosen
+        )
+        if held > window.high:
+            share = held / window.total if window.total else 0.0
+            problems.append(
+                f"{held} of {window.total} {window.measure} ({share:.1%}; at most {window.high})"
+            )
+    if not problems:
+        return None
+    return (
+        f"validators {sorted(chosen)} hold {' and '.join(problems)}: byzantine validators must "
+        f"stay below a third of the voting power by every quorum measure of {mode} mode"
+    )
+
+
 def _main_window(label: str, measure: str, total: int) -> Window:
     quorum = (2 * total) // 3 + 1
     if label == "minority-third":

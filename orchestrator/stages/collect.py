@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +21,11 @@ from pathlib import Path
 from orchestrator.errors import PlatformError
 from orchestrator.external.node_client import NodeClient
 from orchestrator.external.prometheus import PromQuery
-from orchestrator.faults.kinds import Mechanism, fault_kind
+from orchestrator.faults.kinds import Mechanism, behaviour_of, fault_kind, may_be_slashed
 from orchestrator.faults.records import load_fault_records
 from orchestrator.faults.timeline import FaultRecord
 from orchestrator.measure import promql as pq
+from orchestrator.measure.byzantine import ByzantineWindow, measure_byzantine
 from orchestrator.measure.criteria import judge, verdict
 from orchestrator.measure.load_results import read_load_totals, read_probe_log
 from orchestrator.measure.measurer import Measurer, ObservedFault, RunTimes, observed_faults
@@ -37,6 +38,7 @@ from orchestrator.measure.safety import (
     check_recoveries,
     check_slashing,
     read_chains,
+    sampling_lag_blocks,
 )
 from orchestrator.platforms.capabilities import (
     Artifacts,
@@ -118,8 +120,30 @@ def node_readers(platform: NodeAccess) -> list[NodeClient]:
 
 def fault_windows(records: Sequence[FaultRecord]) -> list[FaultWindow]:
     return [
-        FaultWindow(index=r.index, kind=r.kind, ids=tuple(r.ids), cleared_at=r.cleared_at)
+        FaultWindow(
+            index=r.index,
+            kind=r.kind,
+            ids=tuple(r.ids),
+            cleared_at=r.cleared_at,
+            behaviour=r.behaviour,
+        )
         for r in records
+    ]
+
+
+def byzantine_windows(records: Sequence[FaultRecord]) -> list[ByzantineWindow]:
+    """The byzantine faults among ``records`` (equivocate's behaviour filled in)."""
+    return [
+        ByzantineWindow(
+            index=r.index,
+            behaviour=behaviour_of(r.kind, r.behaviour),
+            attackers=tuple(r.ids),
+            planned_start_s=r.planned_start_s,
+            planned_end_s=r.planned_end_s,
+            cleared_at=r.cleared_at,
+        )
+        for r in records
+        if fault_kind(r.kind).byzantine
     ]
 
 
@@ -128,11 +152,21 @@ def fault_results(
     records: Sequence[FaultRecord],
     recoveries: Sequence[Recovery],
     slashing_events: int | None,
+    offenders: Collection[int] | None = None,
 ) -> list[FaultResult]:
+    """One result per record. ``offenders``: the validators the committed evidence slashed
+    (None: not known; then a slashing counter above 0 counts as slashed)."""
     targets = {fault.index: fault.target for fault in plan.faults}
     results = []
     for record, recovery in zip(records, recoveries, strict=True):
         kind = fault_kind(record.kind)
+        slashed = None
+        if may_be_slashed(record.kind, record.behaviour):
+            slashed = (
+                all(i in offenders for i in record.ids)
+                if offenders is not None
+                else (slashing_events or 0) > 0
+            )
         results.append(
             FaultResult(
                 index=record.index,
@@ -141,13 +175,14 @@ def fault_results(
                 ids=list(record.ids),
                 start=record.planned_start_s,
                 end=record.planned_end_s,
+                behaviour=behaviour_of(record.kind, record.behaviour),
                 applied_at=record.applied_at,
                 cleared_at=record.cleared_at,
                 applied_verified=record.applied_verified,
                 cleared_verified=None if kind.instantaneous else record.cleared_verified,
                 recovery_s=recovery.recovery_s,
                 recovered=None if kind.instantaneous else recovery.recovery_s is not None,
-                slashed=(slashing_events or 0) > 0 if kind.slashable else None,
+                slashed=slashed,
                 error=record.error,
             )
         )
@@ -164,24 +199,48 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
         probes = read_probe_log(artifacts / "load" / PROBE_LOG_NAME)
         totals = read_load_totals(artifacts / "load" / SUMMARY_NAME)
     chain = read_chains(inputs.readers)
+    blocks = chain.blocks if chain.hashes else None
+    restarts = planned_restarts(inputs.records)
     with PromQuery(inputs.prometheus_url) as prom:
-        measured = Measurer(prom, times, inputs.platform).measure(
-            blocks=chain.blocks if chain.hashes else None,
+        measurer = Measurer(prom, times, inputs.platform)
+        measured = measurer.measure(
+            blocks=blocks,
             load=totals,
             probes=None if probes is None else probes[1],
-            planned_restarts=planned_restarts(inputs.records),
+            planned_restarts=restarts,
+        )
+        byzantine = measure_byzantine(
+            prom,
+            byzantine_windows(inputs.records),
+            load_start=times.load_start,
+            run_end=times.run_end,
+            validators=plan.network.validators,
+            heights=measured.heights,
+            blocks=blocks,
+            final_heights=measured.measurements.final_heights,
+            restarted=list(restarts),
         )
     windows = fault_windows(inputs.records)
-    recoveries = check_recoveries(windows, measured.heights, times.run_end)
+    recoveries = check_recoveries(
+        windows,
+        measured.heights,
+        times.run_end,
+        lag_blocks=sampling_lag_blocks(measurer.step_s, plan.network.block_interval_ms),
+    )
     slashing_events = measured.measurements.slashing_events
+    offenders = (  # None: not read (no byzantine fault needs them, or no blocks)
+        None
+        if byzantine is None or blocks is None
+        else {event.validator for event in byzantine.slashings}
+    )
     safety = build_safety_report(
         chain,
         None if probes is None else probes[0],
         recoveries,
-        check_slashing(windows, slashing_events),
+        check_slashing(windows, slashing_events, offenders),
     )
-    faults = fault_results(plan, inputs.records, recoveries, slashing_events)
-    criteria = judge(plan.criteria, measured.measurements, safety, faults)
+    faults = fault_results(plan, inputs.records, recoveries, slashing_events, offenders)
+    criteria = judge(plan.criteria, measured.measurements, safety, faults, byzantine=byzantine)
     notes = list(inputs.notes)
     if not plan.load.probe_enabled:
         notes.append("the latency probe is disabled (load.probe.enabled: false)")
@@ -201,6 +260,7 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
         ),
         measurements=measured.measurements,
         faults=faults,
+        byzantine=byzantine,
         safety=safety,
         criteria=criteria,
         passed=verdict(criteria),

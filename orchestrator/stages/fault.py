@@ -1,9 +1,11 @@
 """The fault stage: one fault on a live testnet now (``aitbc-testnet fault``).
 
 ``plan_fault`` turns the command's flags into a planned fault, its ``--target`` resolved
-against the running genesis (shares of voting power, ``ids 1,2`` or ``count N``);
-``run_fault`` applies it and, with a duration, waits it out and clears it, also on Ctrl-C
-(and when Ctrl-C comes while it is being applied: what was applied is cleared).
+against the running genesis (shares of voting power, ``ids 1,2`` or ``count N``); a byzantine
+fault's targets, with the validators already byzantine, must stay below a third of the voting
+power by every quorum measure of the mode (``allow_unsafe`` lifts it). ``run_fault`` applies
+it and, with a duration, waits it out and clears it, also on Ctrl-C (and when Ctrl-C comes
+while it is being applied: what was applied is cleared).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 
 from orchestrator.errors import UsageError
 from orchestrator.faults.driver import apply_fault, clear_fault
-from orchestrator.faults.kinds import Mechanism, fault_kind
-from orchestrator.platforms.capabilities import KillRestart, LiveRun, require
+from orchestrator.faults.kinds import BEHAVIOURS, BYZANTINE_NODE_KIND, Mechanism, fault_kind
+from orchestrator.platforms.capabilities import KillRestart, LiveRun, NodeFaults, require
 from orchestrator.scenario.plan import PlannedFault
 from orchestrator.scenario.voting_power import (
     FRACTION_LABELS,
@@ -25,9 +27,18 @@ from orchestrator.scenario.voting_power import (
     power_fractions,
     resolve_count,
     resolve_fraction,
+    third_or_more,
 )
 
-__all__ = ["TARGET_HELP", "plan_fault", "resolve_target", "run_fault", "stake_table_of"]
+__all__ = [
+    "TARGET_HELP",
+    "byzantine_now",
+    "chosen_behaviour",
+    "plan_fault",
+    "resolve_target",
+    "run_fault",
+    "stake_table_of",
+]
 
 TARGET_HELP = (
     "Who: minority-third | half | majority | supermajority (shares of voting power, resolved "
@@ -83,17 +94,57 @@ def resolve_target(
     return str(list(ids)), ids
 
 
+def byzantine_now(platform: object) -> set[int]:
+    """The validators running a byzantine behaviour now (their fault API lists one)."""
+    if not isinstance(platform, NodeFaults):
+        return set()
+    kinds = (BYZANTINE_NODE_KIND, "equivocate")
+    return {
+        index
+        for index, faults in platform.active_faults().items()
+        if any(fault.get("kind") in kinds for fault in faults)
+    }
+
+
+def chosen_behaviour(kind: str, behaviour: str | None) -> str | None:
+    """The behaviour a ``kind`` fault runs (``--behaviour``, or the kind's own); UsageError
+    when the flag does not fit the kind."""
+    spec = fault_kind(kind)
+    if not spec.byzantine:
+        if behaviour is not None:
+            raise UsageError(
+                f"--behaviour is for byzantine faults: use `fault byzantine`, not {kind}"
+            )
+        return None
+    if spec.behaviour is not None:
+        if behaviour not in (None, spec.behaviour):
+            raise UsageError(
+                f"fault {kind} is the behaviour {spec.behaviour}: leave --behaviour out, or use "
+                f"`fault byzantine --behaviour {behaviour}`"
+            )
+        return spec.behaviour
+    if behaviour is None:
+        raise UsageError(f"fault {kind} needs --behaviour: one of {', '.join(BEHAVIOURS)}")
+    return behaviour
+
+
 def plan_fault(
     platform: object,
     kind: str,
     target: str | None,
     duration_s: float | None,
     params: dict[str, Any],
+    *,
+    behaviour: str | None = None,
+    allow_unsafe: bool = False,
 ) -> PlannedFault:
-    """The fault ``kind`` with ``params`` (validated by its kind's model), its target resolved
-    to validator ids. Raises UsageError (exit 2) for flags that do not fit."""
+    """The fault ``kind`` with ``params`` (validated by its kind's model, or its behaviour's),
+    its target resolved to validator ids. Raises UsageError (exit 2) for flags that do not
+    fit, and for byzantine targets that would make a third of the voting power byzantine
+    (unless ``allow_unsafe``)."""
     live = require(platform, LiveRun, f"inject a {kind} fault")
     spec = fault_kind(kind)
+    chosen = chosen_behaviour(kind, behaviour)
     table, mode, seed = stake_table_of(live)
     if target is not None:
         text, ids = resolve_target(target, table, mode, seed)
@@ -109,6 +160,15 @@ def plan_fault(
         raise UsageError(f"fault {kind} needs --target: {TARGET_HELP}")
     if spec.two_sided and len(ids) == len(table):
         raise UsageError(f"--target {target}: a partition of every validator cuts nothing")
+    if spec.byzantine and not allow_unsafe:
+        already = byzantine_now(platform) - set(ids)
+        problem = third_or_more(table, mode, sorted({*ids, *already}))
+        if problem is not None:
+            also = f" (validators {sorted(already)} are byzantine already)" if already else ""
+            raise UsageError(
+                f"--target {target}: {problem}{also}: target fewer validators, or add "
+                "--allow-unsafe to run it anyway (the chain may fork)"
+            )
     return PlannedFault(
         index=0,
         kind=kind,
@@ -118,6 +178,8 @@ def plan_fault(
         end_s=duration_s,
         params=params,
         fractions=power_fractions(table, ids),
+        behaviour=chosen,
+        allow_unsafe=allow_unsafe,
     )
 
 
@@ -135,6 +197,8 @@ def run_fault(
     spec = fault_kind(fault.kind)
     outcome: dict[str, Any] = {
         "kind": fault.kind,
+        "behaviour": fault.behaviour,
+        "params": dict(fault.params),
         "target": fault.target,
         "ids": list(fault.ids),
         "stake_share": fault.fractions.stake,
@@ -152,7 +216,7 @@ def run_fault(
         if not spec.instantaneous:
             clear_fault(platform, fault)
             outcome["cleared_at"] = time.time()
-            say(f"interrupted: {fault.kind} on ids {list(fault.ids)} cleared")
+            say(f"interrupted: {fault.name} on ids {list(fault.ids)} cleared")
         return outcome
     outcome["applied_at"] = time.time()
     say(f"applied: {fault.describe()}")
@@ -176,5 +240,5 @@ def run_fault(
     finally:
         clear_fault(platform, fault)
         outcome["cleared_at"] = time.time()
-        say(f"cleared: {fault.kind} on ids {list(fault.ids)}")
+        say(f"cleared: {fault.name} on ids {list(fault.ids)}")
     return outcome

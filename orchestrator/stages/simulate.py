@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.external.simulator import SimRunResult
-from orchestrator.faults.kinds import fault_kind
+from orchestrator.faults.kinds import fault_kind, may_be_slashed, must_be_slashed
+from orchestrator.measure.byzantine import ByzantineWindow, simulated_byzantine
 from orchestrator.measure.criteria import judge, verdict
 from orchestrator.platforms.capabilities import Artifacts, Simulator, require
 from orchestrator.report.model import (
@@ -77,13 +78,14 @@ def simulated_report(
             if match is not None and match.get("resumed_after_heal_s") is not None:
                 recovery = float(match["resumed_after_heal_s"])
         slashed = None
-        if kind.slashable:
-            slashed = result.slashed_validators > 0
-            if not slashed:
+        if may_be_slashed(fault.kind, fault.behaviour):
+            slashed = all(i in result.slashed_ids for i in fault.ids)
+            if not slashed and must_be_slashed(fault.kind, fault.behaviour):
                 violations.append(
                     SafetyViolation(
                         kind="not_slashed",
-                        message=f"fault {fault.index}: the equivocators were not slashed",
+                        message=f"fault {fault.index}: the equivocators {list(fault.ids)} were "
+                        f"not all slashed (slashed: {list(result.slashed_ids)})",
                     )
                 )
         faults.append(
@@ -94,6 +96,7 @@ def simulated_report(
                 ids=list(fault.ids),
                 start=fault.start_s,
                 end=fault.end_s,
+                behaviour=fault.behaviour,
                 recovery_s=recovery,
                 recovered=None if kind.instantaneous else recovery is not None,
                 slashed=slashed,
@@ -105,12 +108,29 @@ def simulated_report(
         validators=list(range(plan.network.validators)),
         notes=["checked inside the simulator: every honest validator's committed blocks"],
     )
+    byzantine = simulated_byzantine(
+        [
+            ByzantineWindow(
+                index=fault.index,
+                behaviour=fault.behaviour,
+                attackers=fault.ids,
+                planned_start_s=fault.start_s,
+                planned_end_s=fault.end_s if fault.end_s is not None else plan.load.duration_s,
+                cleared_at=None,
+            )
+            for fault in plan.faults
+            if fault_kind(fault.kind).byzantine
+        ],
+        attacks if isinstance(attacks := raw.get("byzantine"), Mapping) else {},
+        plan.network.validators,
+    )
     criteria = judge(
         plan.criteria,
         measurements,
         safety,
         faults,
         platform_note="the simulator does not measure it (run on --platform local)",
+        byzantine=byzantine,
     )
     return Report(
         run_id=plan.run_id,
@@ -127,6 +147,7 @@ def simulated_report(
         measured_window=None,
         measurements=measurements,
         faults=faults,
+        byzantine=byzantine,
         safety=safety,
         criteria=criteria,
         passed=verdict(criteria),

@@ -110,22 +110,83 @@ def test_crash_recovery_reports_the_killed_validators_recovery(
     assert_run_is_down(cli, run_root)
 
 
+ALWAYS_ACT = {
+    "withhold-votes": None,
+    "replay": {"stale_message", "misdirected_vote"},
+    "wrong-chain": {"bad_vote_signature", "bad_timeout_signature", "bad_proposal_signature"},
+    "registration-flood": {"registration_refused"},
+    "equivocate": None,
+    "unstake-escape": None,
+    "flood": {"round_too_far_ahead", "oversized_message"},
+}
+"""The suite's behaviours that act in every round they vote in or on a timer, and what honest
+validators refuse of each (None: nothing to refuse; it shows as evidence and slashing)."""
+AS_LEADER = {
+    "silent-leader": None,
+    "selective-proposal": None,
+    "tamper-certificate": {"qc_bad_signature", "qc_bad_signers"},
+    "timestamp-skew": {"timestamp_in_future"},
+    "invalid-batch": {"invalid_batch"},
+}
+"""Behaviours that act as leader, run by two attackers: each gets a turn in most runs, not in
+all (the report says when one had none). stale-fallback-qc and tc-high-qc-swap act only as the
+fallback leader after a timeout certificate: often not at all in 5 s."""
+
+
 @needs_prometheus
-def test_byzantine_equivocator_is_slashed_without_violation(
-    aitbc: Callable[..., Any], run_root: Path, tmp_path: Path
+def test_byzantine_suite_passes_and_proves_each_behaviour(
+    aitbc: Callable[..., Any], cli: Any, run_root: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
+    # commits must resume after every behaviour (a stall never ends: no value, the criterion
+    # fails); how soon is this machine's speed under the other suites' load: bound out of reach
     result, report = campaign(
-        aitbc, "byzantine", run_root, out, "load.duration=40s", "load.warmup=8s",
-        "load.cooldown=4s", "faults.0.at=8s", *SPEED_FREE,
+        aitbc, "byzantine-suite", run_root, out, "criteria.commits_resume_within_s=600"
+    )
+    assert result.code == 0, result.output
+    assert report["passed"] is True and report["schema_minor"] >= 1
+    assert report["safety"]["ok"] is True, report["safety"]
+    assert report["measurements"]["restarts"] == 0
+    byzantine = report["byzantine"]
+    faults = {f["index"]: f for f in byzantine["faults"]}
+    assert len(faults) == len(report["params"]["faults"])
+    assert len({f["behaviour"] for f in faults.values()}) == 14  # every behaviour of the node
+    for fault in faults.values():
+        assert fault["actions"] is not None and fault["longest_stall_s"] is not None, fault
+        if fault["behaviour"] in ALWAYS_ACT:
+            assert fault["actions"] > 0, fault
+        expected = {**ALWAYS_ACT, **AS_LEADER}.get(fault["behaviour"])
+        if expected is not None and fault["actions"] > 0:
+            assert expected & set(fault["rejected"]), fault
+    assert sum(f["actions"] for f in faults.values() if f["behaviour"] in AS_LEADER) > 0
+    slashed = {(e["validator"], e["epoch"]) for e in byzantine["slashings"]}
+    assert {v for v, _ in slashed} >= {4, 5}  # unstake-escape's and equivocate's attackers
+    assert byzantine["slashings_counted"] == byzantine["slashings_expected"]
+    assert len(byzantine["slashings_counted"]) == 7
+    (equivocate,) = [f for f in report["faults"] if f["kind"] == "equivocate"]
+    assert equivocate["behaviour"] == "equivocate" and equivocate["slashed"] is True
+    assert "slashed: yes" in (out / "report.md").read_text()
+    assert "## Byzantine behaviours" in (out / "report.md").read_text()
+    assert '<table id="byzantine">' in (out / "report.html").read_text()
+    assert_run_is_down(cli, run_root)
+
+
+def test_byzantine_suite_on_the_simulator(aitbc: Callable[..., Any], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = aitbc(
+        "run", "byzantine-suite", "--platform", "sim", "--run-dir", str(tmp_path / "runs"),
+        "--out", str(out), timeout=QUICK_BOUND_S,
     )  # fmt: skip
     assert result.code == 0, result.output
-    (fault,) = report["faults"]
-    assert fault["kind"] == "equivocate" and fault["ids"] == [1]
-    assert fault["slashed"] is True
-    assert report["measurements"]["slashing_events"] >= 1
-    assert report["safety"] == {**report["safety"], "ok": True, "violations": []}
-    assert "slashed: yes" in (out / "report.md").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert report["simulated"] is True and report["passed"] is True
+    faults = report["byzantine"]["faults"]
+    assert len({f["behaviour"] for f in faults}) == 14
+    assert all(f["longest_stall_s"] is not None for f in faults)
+    acted = {f["behaviour"] for f in faults if f["actions"]}
+    assert acted >= {"withhold-votes", "replay", "wrong-chain", "flood", "equivocate"}
+    slashed = {e["validator"] for e in report["byzantine"]["slashings"]}
+    assert slashed >= {4, 5}
 
 
 @needs_prometheus

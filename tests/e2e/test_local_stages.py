@@ -1,7 +1,9 @@
 """The local platform end to end, stage by stage through the real CLI: ``up devnet-smoke``,
 ``status --json``, a minority partition seen in Prometheus' ``aitbc_fault_active``, a load
-burst and a short Locust load that commit, kill and restart of a validator that catches up,
-and ``down`` leaving no process of the run alive. Real validators, real Prometheus, real
+burst and a short Locust load that commit, kill and restart of a validator that catches up, a
+byzantine behaviour whose counters move on the attacker and on the honest validators (and a
+second attacker refused: a third of the voting power), and ``down`` leaving no process of the
+run alive. Real validators, real Prometheus, real
 Locust; the tests of this module share one testnet and run in file order."""
 
 from __future__ import annotations
@@ -226,6 +228,46 @@ def test_kill_and_restart_a_validator_that_catches_up(cli: Any, smoke: dict[str,
         return now[2] >= max(now) - 2
 
     assert wait_for(caught_up), heights(cli, root)
+
+
+def test_fault_byzantine_moves_the_attackers_and_the_honest_counters(
+    cli: Any, smoke: dict[str, Any]
+) -> None:
+    root, url = smoke["root"], smoke["prometheus"]
+    result = cli.run(
+        "fault", "byzantine", "--behaviour", "flood", "--param", "count=30",
+        "--target", "ids 3", "--duration", "6s", "--run-dir", str(root), "--run-id", RUN_ID,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert "applied: byzantine flood [3] -> ids [3]" in result.stdout
+    assert "cleared: byzantine flood on ids [3]" in result.stdout
+    seen = "max_over_time({}[10m])"
+    acted = seen.format('aitbc_byzantine_actions_total{validator="3",behaviour="flood"}')
+    refused = "min(" + seen.format(
+        'aitbc_byzantine_rejected_total{reason="round_too_far_ahead",validator=~"0|1|2"}'
+    ) + ")"  # fmt: skip
+    assert wait_for(lambda: (prom_value(url, acted) or 0) > 0), prom_query(url, acted)
+    assert wait_for(lambda: (prom_value(url, refused) or 0) > 0), prom_query(url, refused)
+    honest = "max(" + seen.format('aitbc_byzantine_actions_total{validator=~"0|1|2"}') + ")"
+    assert prom_value(url, honest) == 0  # nobody else attacked
+
+
+def test_byzantine_targets_count_those_already_byzantine(cli: Any, smoke: dict[str, Any]) -> None:
+    root = smoke["root"]
+    args = ("--run-dir", str(root), "--run-id", RUN_ID)
+    result = cli.run(
+        "fault", "byzantine", "-b", "wrong-chain", "-t", "ids 3", "--duration", "60s",
+        "--detach", *args,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert "the validators clear it by themselves after 60s" in result.stdout
+    refused = cli.run("fault", "byzantine", "-b", "replay", "-t", "ids 1", *args)
+    assert refused.code == 2, refused.output
+    assert "validators [1, 3] hold 2 of 4 authorities" in refused.stderr
+    assert "(validators [3] are byzantine already)" in refused.stderr
+    assert "--allow-unsafe" in refused.stderr
+    assert cli.run("fault", "heal", *args).code == 0
+    assert status(cli, root)["faults"] == []
 
 
 def test_down_leaves_no_process_of_the_run_alive(cli: Any, smoke: dict[str, Any]) -> None:

@@ -9,7 +9,16 @@ from orchestrator.cli import app
 from orchestrator.scenario.loader import builtin_dir, builtin_scenarios, load_scenario
 from orchestrator.scenario.plan import resolve_plan
 
-EXPECTED = ["byzantine", "churn", "crash-recovery", "devnet", "devnet-smoke", "nightly", "staging"]
+EXPECTED = [
+    "byzantine",
+    "byzantine-suite",
+    "churn",
+    "crash-recovery",
+    "devnet",
+    "devnet-smoke",
+    "nightly",
+    "staging",
+]
 
 
 def test_the_builtins_are_shipped_as_package_data() -> None:

@@ -90,6 +90,22 @@ def test_down_of_a_stopped_run_has_nothing_to_stop(runner: CliRunner, tmp_path: 
         (["fault", "heal", "--duration", "5s"], "fault heal is instantaneous"),
         (["fault", "pause", "-t", "1", "--duration", "soon"], "--duration: cannot read"),
         (["fault", "partition", "--target", "0,1,2,3"], "cuts nothing"),
+        (
+            ["fault", "byzantine", "-t", "1"],
+            "fault byzantine needs --behaviour: one of equivocate,",
+        ),
+        (
+            ["fault", "byzantine", "-b", "flood", "--param", "count=x", "-t", "1"],
+            "--param count: Input should be a valid integer",
+        ),
+        (["fault", "byzantine", "-b", "flood", "--param", "count"], "write KEY=VALUE"),
+        (["fault", "equivocate", "-b", "flood", "-t", "1"], "is the behaviour equivocate"),
+        (["fault", "delay", "-b", "flood", "-t", "1"], "--behaviour is for byzantine faults"),
+        (["fault", "pause", "--param", "x=1", "-t", "1"], "--param is for byzantine behaviours"),
+        (
+            ["fault", "byzantine", "-b", "replay", "-t", "ids 1,2"],
+            "hold 2 of 4 authorities (50.0%; at most 1)",
+        ),
         (["load", "--burst", "5", "--tps", "3"], "--burst takes no --tps"),
         (["load", "--duration", "0.5s"], "use at least 1s"),
     ],

@@ -19,7 +19,11 @@ The synthetic run (t = seconds after T0; load starts at t=0):
 * every validator reports aitbc_fault_active{kind="partition"} = 1 over [20, 30);
 * finality: per second 294 transactions in (0.75, 1] s and 6 in (3, 5] s;
 * the load generator offers 300 tx/s, 290 acknowledged; e2e latency: 1 probe/s in (1, 1.5] s;
-* one slashing committed at t=50; 2 timeouts at t=25 and t=26 on validator 0;
+* one slashing committed at t=50 (the evidence against validator 3 for epoch 1 is in blocks 101
+  and 103: a replay); 2 timeouts at t=25 and t=26 on validator 0;
+* validator 3 equivocates over [45, 55): 2 attack actions a second; validators 0-2 each refuse
+  one stale message a second meanwhile; its attack counters miss the scrapes over [54, 60) (a
+  busy attacker: the window's end is read at the next sample);
 * the load generator's ``up`` is 0 after t=70 (it must not count as a validator down).
 """
 
@@ -36,8 +40,10 @@ import pytest
 
 from orchestrator.external import prometheus as prom_client
 from orchestrator.measure import promql as pq
+from orchestrator.measure.byzantine import ByzantineWindow, measure_byzantine
 from orchestrator.measure.measurer import Measurer, RunTimes, observed_faults
 from orchestrator.measure.safety import recovery_time
+from orchestrator.report.model import ByzantineReport
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -58,6 +64,7 @@ E2E_BUCKETS = (0.5, 1.0, 1.5, 2.0, 5.0)
 class FakeBlock:
     height: int
     tx_ids: tuple[bytes, ...]
+    evidence: tuple[tuple[int, int], ...] = ()
 
 
 def height(validator: int, t: int) -> int | None:
@@ -129,8 +136,10 @@ def openmetrics() -> str:
     family("aitbc_slashing_events_total", "counter")
     family("aitbc_timeouts_total", "counter")
     family("aitbc_consensus_mode", "gauge")
-    for t in range(END):
-        sample("aitbc_slashing_events_total", validator_labels(0), 1 if t >= 50 else 0, t)
+    for v in range(4):
+        for t in range(END):
+            if height(v, t) is not None:
+                sample("aitbc_slashing_events_total", validator_labels(v), int(t >= 50), t)
     for t in range(END):
         sample("aitbc_timeouts_total", validator_labels(0), min(2, max(0, t - 24)), t)
     for t in range(END):
@@ -159,13 +168,33 @@ def openmetrics() -> str:
         sample("aitbc_loadgen_e2e_latency_seconds_bucket", {**loadgen, "le": "+Inf"}, t, t)
         sample("aitbc_loadgen_e2e_latency_seconds_count", loadgen, t, t)
         sample("aitbc_loadgen_e2e_latency_seconds_sum", loadgen, 1.2 * t, t)
+    family("aitbc_byzantine_actions_total", "counter")
+    family("aitbc_byzantine_rejected_total", "counter")
+    for v in range(4):
+        for t in range(END):
+            if height(v, t) is None:
+                continue
+            acted = 2 * min(10, max(0, t - 45)) if v == 3 else 0
+            refused = min(10, max(0, t - 45)) if v != 3 else 0
+            for behaviour, value in (("equivocate", acted), ("flood", 0)):
+                if v == 3 and 54 <= t < 60:
+                    continue  # missed scrapes
+                labels = validator_labels(v, behaviour=behaviour)
+                sample("aitbc_byzantine_actions_total", labels, value, t)
+            for reason, value in (("stale_message", refused), ("bad_vote_signature", 0)):
+                labels = validator_labels(v, reason=reason)
+                sample("aitbc_byzantine_rejected_total", labels, value, t)
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
 
 def blocks() -> list[FakeBlock]:
     top = 1 + 2 * END
-    return [FakeBlock(h, tuple(f"{h}-{i}".encode() for i in range(150))) for h in range(1, top + 1)]
+    evidence = {101: ((3, 1),), 103: ((3, 1),)}
+    return [
+        FakeBlock(h, tuple(f"{h}-{i}".encode() for i in range(150)), evidence.get(h, ()))
+        for h in range(1, top + 1)
+    ]
 
 
 def _free_port() -> int:
@@ -290,6 +319,43 @@ def test_recovery_times_from_the_height_series(prom: prom_client.PromQuery) -> N
     assert recovery_time(heights, [1], T0 + 30) == pytest.approx(2.0)
     assert recovery_time(heights, [2], T0 + 40) == pytest.approx(4.0)
     assert recovery_time(heights, [0], T0 + 10) == pytest.approx(1.0)  # nothing to catch up
+
+
+def test_byzantine_section_of_the_synthetic_run(prom: prom_client.PromQuery) -> None:
+    heights = Measurer(prom, TIMES, "local").heights()
+
+    def section(behaviour: str | None) -> ByzantineReport | None:
+        return measure_byzantine(
+            prom,
+            [ByzantineWindow(0, behaviour, (3,), 45.0, 55.0, cleared_at=T0 + 55)],
+            load_start=T0,
+            run_end=T0 + 79,
+            validators=4,
+            heights=heights,
+            blocks=blocks(),
+            final_heights={str(v): 1 + 2 * 79 for v in range(4)},
+            restarted=[2],
+        )
+
+    found = section("equivocate")
+    assert found is not None
+    (fault,) = found.faults
+    assert (fault.behaviour, fault.attackers, fault.honest) == ("equivocate", [3], [0, 1, 2])
+    assert fault.actions == 20  # read at t=60: no sample at the window's end (t=57)
+    assert fault.rejected == {"stale_message": 30}
+    assert fault.longest_stall_s == pytest.approx(1.0)  # two blocks a second, sampled each s
+    assert fault.slashing == "required"
+    assert [(e.validator, e.epoch, e.height, e.included) for e in fault.slashed] == [(3, 1, 101, 2)]
+    assert found.slashings_counted == {"0": 1, "1": 1, "3": 1}  # 2 restarted: not compared
+    assert found.slashings_expected == {"0": 1, "1": 1, "3": 1}
+    assert any("validators 2 restarted" in note for note in found.notes)
+    # a fault seen only in aitbc_fault_active: named after the counters that moved
+    (observed,) = (section(None) or ByzantineReport()).faults
+    assert observed.behaviour == "equivocate" and observed.actions == 20
+    assert measure_byzantine(
+        prom, [], load_start=T0, run_end=T0 + 79, validators=4, heights=heights, blocks=None,
+        final_heights={},
+    ) is None  # fmt: skip
 
 
 def test_faults_observed_in_fault_active(prom: prom_client.PromQuery) -> None:

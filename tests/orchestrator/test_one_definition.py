@@ -10,10 +10,11 @@ import typing
 from pathlib import Path
 
 import yaml
+from aitbc_node.byzantine import BEHAVIOURS
 from aitbc_node.commands.genesis_cmd import make_local_testnet
 from orchestrator_support import write_run_state
 
-from orchestrator.commands.fault import FaultKindName
+from orchestrator.commands.fault import BehaviourName, FaultKindName
 from orchestrator.external.helm import RenderedManifest, render_chart
 from orchestrator.external.prometheus_server import PrometheusLayout
 from orchestrator.faults.kinds import KINDS, cli_kinds, kind_names
@@ -114,3 +115,10 @@ def test_fault_kinds_are_defined_once() -> None:
     assert scenario_kinds == kind_names() == tuple(kind.name for kind in KINDS)
     assert tuple(choice.value for choice in FaultKindName) == cli_kinds()
     assert "churn" not in cli_kinds()
+
+
+def test_byzantine_behaviours_are_the_nodes() -> None:
+    behaviour = FaultSpec.model_fields["behaviour"].annotation
+    (scenario_behaviours,) = [a for a in typing.get_args(behaviour) if a is not type(None)]
+    assert typing.get_args(scenario_behaviours) == BEHAVIOURS
+    assert tuple(choice.value for choice in BehaviourName) == BEHAVIOURS

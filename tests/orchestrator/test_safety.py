@@ -23,6 +23,7 @@ from orchestrator.measure.safety import (
     lowest_common_height,
     read_chains,
     recovery_time,
+    sampling_lag_blocks,
     tx_heights,
 )
 
@@ -40,6 +41,7 @@ class Block:
     height: int
     tx_ids: tuple[bytes, ...]
     batch_digests: tuple[bytes, ...] = ()
+    evidence: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,20 @@ def test_check_recoveries_reports_liveness_violations() -> None:
     assert results[1].recovery_s is None and results[1].violation is None
     assert results[2].violation is not None and "never cleared" in results[2].violation.message
     assert results[3].violation is not None and results[3].violation.kind == "liveness"
+
+
+def test_recovery_allows_the_blocks_of_one_sampling_step() -> None:
+    # 250 ms blocks sampled every second: validator 1's scrape lands ~0.75 s before the others'
+    # and always shows 3 blocks less, though it is in step with them
+    offset = {0: [(float(t), 4.0 * t) for t in range(10)]}
+    offset[1] = [(float(t), 4.0 * t - 3) for t in range(10)]
+    assert sampling_lag_blocks(1.0, 250) == 6
+    assert sampling_lag_blocks(1.0, 1000) == 3
+    faults = [FaultWindow(0, "byzantine", (1,), 2.0, behaviour="flood")]
+    (strict,) = check_recoveries(faults, offset, horizon=10.0)
+    assert strict.violation is not None and "within 2 blocks" in strict.violation.message
+    (sampled,) = check_recoveries(faults, offset, horizon=10.0, lag_blocks=6)
+    assert sampled.violation is None and sampled.recovery_s == pytest.approx(1.0)  # advanced
 
 
 def test_equivocation_needs_a_slashing() -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.errors import ScenarioError
-from orchestrator.scenario.loader import load_scenario, parse_scenario_text
+from orchestrator.scenario.loader import builtin_scenarios, load_scenario, parse_scenario_text
 
 BASE = """\
 name: broken
@@ -217,6 +217,43 @@ def test_cross_checks_are_collected_too(
             "network.stake",
             "has 2 entries",
         ),
+        (
+            ("kind: kill\n", "kind: byzantine\n    behaviour: flod\n"),
+            18,
+            "faults[1].behaviour",
+            "'registration-flood' (got 'flod')",
+        ),
+        (
+            ("kind: kill\n", "kind: byzantine\n    behaviour: flood\n    params: {count: many}\n"),
+            19,
+            "faults[1].params.count",
+            "Input should be a valid integer",
+        ),
+        (
+            ("kind: kill\n", "kind: byzantine\n    behaviour: flood\n    params: {cont: 5}\n"),
+            19,
+            "faults[1].params.cont",
+            "unknown field 'cont' (did you mean 'count'?); allowed: count, interval_ms, oversized",
+        ),
+        (("kind: kill\n", "kind: byzantine\n"), 16, "faults[1].behaviour", "needs a behaviour"),
+        (
+            ("kind: kill\n", "kind: kill\n    behaviour: replay\n"),
+            18,
+            "faults[1].behaviour",
+            "behaviour is for byzantine faults (kind: byzantine), not kill",
+        ),
+        (
+            ("kind: kill\n", "kind: equivocate\n    behaviour: replay\n"),
+            18,
+            "faults[1].behaviour",
+            "equivocate is the behaviour equivocate: leave behaviour out",
+        ),
+        (
+            ("kind: kill\n", "kind: kill\n    allow_unsafe: true\n"),
+            18,
+            "faults[1].allow_unsafe",
+            "allow_unsafe is for byzantine faults (kind: byzantine), not kill",
+        ),
     ],
 )
 def test_field_rules(
@@ -252,15 +289,7 @@ def test_unknown_builtin_lists_the_builtins(runner: CliRunner) -> None:
         "no scenario file or built-in named 'devnet-smok' (did you mean devnet-smoke?)"
         in result.stderr
     )
-    for name in (
-        "byzantine",
-        "churn",
-        "crash-recovery",
-        "devnet",
-        "devnet-smoke",
-        "nightly",
-        "staging",
-    ):
+    for name in builtin_scenarios():
         assert name in result.stderr
 
 

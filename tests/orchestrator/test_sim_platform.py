@@ -78,7 +78,7 @@ def test_every_fault_kind_is_mapped_or_reported() -> None:
         "70:74:1",  # churn every 10 s, 4 s down
         "80:84:1",
     ]
-    assert values("--equivocators") == ["2"]
+    assert values("--byzantine") == ["5,6:equivocate:60:95"]  # ended by the heal at 95 s
     assert values("--latency-ms") == ["220"]  # 20 + the 200 ms delay
     assert values("--jitter-ms") == ["30"]
     assert values("--drop-rate") == ["0.1"]
@@ -97,7 +97,9 @@ def test_what_cannot_be_simulated_is_listed_not_dropped() -> None:
         "validators: 7, authorities: 7", "validators: 7, authorities: 3"
     )
     # a partition of a non-authority cuts no voting power in fast mode
-    text = text.replace("target: minority-third", "target: [6]").replace("[5, 6]", "[1, 2]")
+    text = text.replace("target: minority-third", "target: [6]").replace(
+        "target: [5, 6]}", "target: [1, 2], allow_unsafe: true}"
+    )  # 2 of 3 authorities: a third or more, allowed on purpose
     flags = sim_flags(plan_of(text))
     assert "--partition" not in flags.argv
     assert flags.not_simulated == (
@@ -255,6 +257,9 @@ def test_real_simulation_of_byzantine(sim_platform: SimPlatform) -> None:
     assert result.safety_violations == 0
     assert result.slashed_validators == 1
     assert result.mode == "balanced" and result.crypto == "modeled"
+    first_commits = result.raw["byzantine"]["first_commit_s"]  # one per height, in order
+    assert len(first_commits) >= result.committed_height
+    assert first_commits == sorted(first_commits) and first_commits[0] > 0
     stored = json.loads((sim_platform.run_dir / RESULT_FILE).read_text())
     assert stored["simulated"] is True and stored["committed_height"] == result.committed_height
     assert (sim_platform.run_dir / "plan.json").is_file()

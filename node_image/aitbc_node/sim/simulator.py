@@ -596,8 +596,19 @@ class Simulator:
                 if honest
                 else [],
                 "unverified_txs_executed": self.unverified_txs_executed,
+                # whether commits continued through each byzantine window (the orchestrator's
+                # report): when an honest node first committed each height, in height order
+                "first_commit_s": self._first_commit_s(),
             },
         )
+
+    def _first_commit_s(self) -> list[float]:
+        """Simulated seconds at which an honest node first committed each height (ascending
+        heights)."""
+        first: dict[int, float] = {}
+        for (_node, height), at in self.commit_times.items():
+            first[height] = min(at, first.get(height, at))
+        return [round(first[height] / 1000, 3) for height in sorted(first)]
 
 
 def run_simulation(config: SimConfig) -> SimResult:

@@ -2,7 +2,8 @@
 
 ``sim_flags`` maps a plan to the flags of ``aitbc-node sim`` (``external/simulator.py``):
 partitions -> ``--partition`` with the fraction of voting power cut, kill/churn/pause ->
-``--crash``, equivocate -> ``--equivocators``, delay -> a higher global
+``--crash``, byzantine faults (equivocate included) -> ``--byzantine IDS:BEHAVIOUR[@K=V,...]
+:START:END`` with the plan's ids and window, delay -> a higher global
 ``--latency-ms``/``--jitter-ms``, loss -> a global ``--drop-rate``. A fault kind without an
 equivalent is listed in ``not_simulated``; every approximation is said in ``notes``. Nothing is
 dropped silently.
@@ -18,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 from orchestrator.external.simulator import sim_argv
-from orchestrator.faults.kinds import fault_kind
+from orchestrator.faults.kinds import behaviour_of, fault_kind
 from orchestrator.scenario.plan import Plan, PlannedFault, churn_schedule
 from orchestrator.scenario.voting_power import quorum_measures
 
@@ -90,7 +91,7 @@ def sim_flags(plan: Plan) -> SimFlags:
     not_simulated: list[str] = []
     partitions: list[str] = []
     crashes: list[str] = []
-    equivocators: set[int] = set()
+    byzantine: list[str] = []
     latency_ms = sim.latency_ms
     jitter_ms: float | None = None
     drop_rate = 0.0
@@ -111,11 +112,12 @@ def sim_flags(plan: Plan) -> SimFlags:
         interval_flag = ["--block-interval-ms", str(network.block_interval_ms)]
 
     for fault in plan.faults:
-        label = f"{fault.kind} #{fault.index} ({fault.target}, ids {list(fault.ids)})"
+        label = f"{fault.name} #{fault.index} ({fault.target}, ids {list(fault.ids)})"
         end = fault.end_s if fault.end_s is not None else load_end
-        if fault.end_s is None and fault.kind in ("partition", "kill", "pause"):
+        kind = fault_kind(fault.kind)
+        if fault.end_s is None and (fault.kind in ("partition", "kill", "pause") or kind.byzantine):
             notes.append(f"{label} has no end: mapped until the end of load ({_num(load_end)}s)")
-        if fault.start_s >= expected_s and not fault_kind(fault.kind).instantaneous:
+        if fault.start_s >= expected_s and not kind.instantaneous:
             notes.append(
                 f"{label} starts at {_num(fault.start_s)}s, after the ~{_num(expected_s)}s that "
                 f"{sim.blocks} blocks take in {network.mode} mode: raise sim.blocks to reach it"
@@ -140,13 +142,15 @@ def sim_flags(plan: Plan) -> SimFlags:
             outages = churn_schedule(fault, load_end)
             crashes += [f"{_num(o.start_s)}:{_num(o.end_s)}:1" for o in outages]
             notes.append(f"{label} mapped to {len(outages)} --crash windows of one validator")
-        elif fault.kind == "equivocate":
-            equivocators.update(fault.ids)
-            if fault.start_s > 0 or fault.end_s is not None:
-                notes.append(
-                    f"{label} is byzantine for the whole simulation: the simulator's "
-                    "--equivocators has no time window"
+        elif kind.byzantine:
+            spec = _byzantine_spec(fault, end)
+            if spec is None:
+                not_simulated.append(
+                    f"{label}: a text parameter holds one of , : @ = or reads as a number, "
+                    "which the simulator's --byzantine flag cannot carry"
                 )
+            else:
+                byzantine.append(spec)
         elif fault.kind == "delay":
             delay = float(fault.params.get("delay_ms", 0))
             jitter = float(fault.params.get("jitter_ms", 0))
@@ -165,7 +169,7 @@ def sim_flags(plan: Plan) -> SimFlags:
                 f"{label} (rate {_num(rate)}) mapped to the global --drop-rate of every link for "
                 "the whole simulation"
             )
-        elif not fault_kind(fault.kind).instantaneous:
+        elif not kind.instantaneous:
             not_simulated.append(f"{label}: the simulator has no {fault.kind} fault")
         # heal/restart are reflected in the end of the faults they clear.
 
@@ -192,8 +196,8 @@ def sim_flags(plan: Plan) -> SimFlags:
         argv += ["--partition", spec]
     for spec in crashes:
         argv += ["--crash", spec]
-    if equivocators:
-        argv += ["--equivocators", str(len(equivocators))]
+    for spec in byzantine:
+        argv += ["--byzantine", spec]
     argv += [
         *stake_flag,
         "--epoch-length", str(network.epoch_length),
@@ -203,6 +207,37 @@ def sim_flags(plan: Plan) -> SimFlags:
         "--json",
     ]  # fmt: skip
     return SimFlags(argv=tuple(argv), notes=tuple(notes), not_simulated=tuple(not_simulated))
+
+
+def _reads_as_scalar(text: str) -> bool:
+    """Whether the simulator's flag parser would read ``text`` as a bool or a number."""
+    if text in ("true", "false"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _byzantine_spec(fault: PlannedFault, end_s: float) -> str | None:
+    """``IDS:BEHAVIOUR[@K=V,...]:START:END`` of a byzantine fault (None: a text parameter the
+    flag's syntax cannot carry)."""
+    behaviour = behaviour_of(fault.kind, fault.behaviour)
+    values = []
+    for key, value in sorted(fault.params.items()):
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = _num(value) if isinstance(value, float) else str(value)
+        else:
+            text = str(value)
+            if any(mark in text for mark in ",:@=") or _reads_as_scalar(text):
+                return None
+        values.append(f"{key}={text}")
+    params = f"@{','.join(values)}" if values else ""
+    ids = ",".join(str(i) for i in fault.ids)
+    return f"{ids}:{behaviour}{params}:{_num(fault.start_s)}:{_num(end_s)}"
 
 
 def sim_command(plan: Plan, python: str | None = None) -> tuple[str, ...]:
