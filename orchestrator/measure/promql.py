@@ -101,6 +101,15 @@ def finality_quantile(q: float, window_s: float) -> str:
     )
 
 
+def finality_buckets(window_s: float) -> str:
+    """The validators' finality histogram over ``window_s``: cumulative count per bucket
+    (label ``le``, seconds), every validator's observations pooled."""
+    return (
+        "sum by (le) "
+        f"(increase(aitbc_tx_finality_seconds_bucket{_validator()}[{duration(window_s)}]))"
+    )
+
+
 def e2e_quantile(q: float, window_s: float) -> str:
     """Probe submit-to-commit quantile (seconds) over ``window_s``, all load processes (the
     ``aitbc_loadgen_`` names are the load generator's only, whatever its job is called)."""
