@@ -175,12 +175,14 @@ def _explain(
                 "the heal (the node figures leave that to the validator's recovery)"
             )
         return False, f"{label}: exact {exact_ms:.1f} ms is above the node bucket {bucket}: {why}"
-    return False, (
-        f"{label}: exact {exact_ms:.1f} ms is below the node bucket {bucket}: the node figure "
-        "counts every validator's commit of each transaction (a lagging validator's late "
-        "commits raise it) and the transactions committed in the window whatever their "
-        "arrival, the exact samples each transaction submitted in the window once"
+    why = (
+        "the node figure counts every validator's commit of each transaction (a lagging "
+        "validator's late commits raise it) and the transactions committed in the window "
+        "whatever their arrival, the exact samples each transaction submitted in the window once"
     )
+    if faults:
+        why += "; here faults cut validators off, which commit late when they catch up"
+    return False, f"{label}: exact {exact_ms:.1f} ms is below the node bucket {bucket}: {why}"
 
 
 def compare_latency(

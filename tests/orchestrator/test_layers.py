@@ -72,6 +72,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "orchestrator.faults",
         "orchestrator.measure",
         "orchestrator.report",
+        "orchestrator.history",
         "orchestrator.platforms",
         "orchestrator.stages",
         "orchestrator.commands",

@@ -106,8 +106,10 @@ def test_an_exact_value_outside_the_bucket_says_which_span_differs() -> None:
         p99.explanation
     )
     assert "submit call" in p99.explanation and "waits for the heal" in p99.explanation
+    assert "here faults cut validators off" in median.explanation
     calm = compare_latency(exact_of(300.0, 1200.0, 4000.0), NODE_BUCKETS, faults=False)
     assert "heal" not in calm.quantiles[2].explanation
+    assert "faults" not in calm.quantiles[0].explanation
 
 
 def test_past_the_last_bucket_and_missing_sides() -> None:
