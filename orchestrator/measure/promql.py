@@ -126,6 +126,11 @@ def loadgen_increase(counter: str, window_s: float) -> str:
     return f"sum(increase({counter}[{duration(window_s)}]))"
 
 
+def loadgen_total(counter: str) -> str:
+    """A load-generator counter now, summed over load processes."""
+    return f"sum({counter})"
+
+
 def loadgen_rate(counter: str, window_s: float) -> str:
     return f"sum(rate({counter}[{duration(window_s)}]))"
 
@@ -149,6 +154,12 @@ def slashing_events(window_s: float) -> str:
 def consensus_mode() -> str:
     """0 fast, 1 balanced, 2 secure (the most conservative mode any validator reports)."""
     return f"max(aitbc_consensus_mode{_validator()})"
+
+
+def mempool_txs() -> str:
+    """Transactions waiting in every validator's mempool together (each holds the ones it
+    received: the sum is the network's backlog)."""
+    return f"sum(aitbc_mempool_txs{_validator()})"
 
 
 def height_by_validator() -> str:

@@ -104,11 +104,14 @@ def line_chart(
     shades: Sequence[Shade] = (),
     marks: Sequence[tuple[float, str]] = (),
     x_range: tuple[float, float] | None = None,
+    max_gap: float | None = None,
     width: int = 760,
     height: int = 280,
 ) -> str:
     """An SVG line chart. ``marks`` are labelled vertical dashed lines (the measured window);
-    ``shades`` are labelled x ranges (fault windows)."""
+    ``shades`` are labelled x ranges (fault windows). A line breaks where consecutive points
+    are more than ``max_gap`` apart (None: 2.5x the typical spacing, for sampled series;
+    ``math.inf``: never, for points measured at chosen x values)."""
     left, right, top, bottom = 64, 150, 28, 42
     plot_w, plot_h = width - left - right, height - top - bottom
     drawn = [item for item in series if item.points][:MAX_PLOTTED_SERIES]
@@ -176,7 +179,7 @@ def line_chart(
             out.append(
                 f'<text x="{x + 3:.1f}" y="{top + plot_h - 4}" fill="#555">{escape(text)}</text>'
             )
-    gap = _sample_gap(drawn)
+    gap = _sample_gap(drawn) if max_gap is None else max_gap
     for position, item in enumerate(drawn):
         color = PALETTE[position % len(PALETTE)]
         for segment in _segments(item.points, gap):

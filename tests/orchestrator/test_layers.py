@@ -66,6 +66,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "orchestrator.platforms.capabilities",
         "orchestrator.stages",
     ),
+    "orchestrator.search": (
+        *LOW,
+        "orchestrator.external",
+        "orchestrator.measure",
+        "orchestrator.report",
+        "orchestrator.platforms.capabilities",
+        "orchestrator.stages",
+        "orchestrator.search",
+    ),
     "orchestrator.commands": (
         *LOW,
         "orchestrator.external",
@@ -73,6 +82,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "orchestrator.measure",
         "orchestrator.report",
         "orchestrator.history",
+        "orchestrator.search",
         "orchestrator.platforms",
         "orchestrator.stages",
         "orchestrator.commands",
