@@ -17,17 +17,21 @@ from orchestrator.scenario.plan import Plan, resolve_plan
 
 __all__ = [
     "DEFAULT_RUN_DIR",
+    "BasePortOption",
     "ExistingRunIdOption",
     "JsonOption",
+    "KeepOption",
     "OutOption",
     "PlatformName",
     "PlatformOption",
+    "ReadyTimeoutOption",
     "RunDirOption",
     "RunIdOption",
     "ScenarioArgument",
     "SetOption",
     "duration_flag",
     "load_plan",
+    "platform_options",
 ]
 
 
@@ -96,6 +100,30 @@ OutOption = Annotated[
         show_default=False,
     ),
 ]
+
+KeepOption = Annotated[
+    bool, typer.Option("--keep", help="Leave the testnet running after the report.")
+]
+ReadyTimeoutOption = Annotated[
+    float,
+    typer.Option("--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."),
+]
+BasePortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--base-port",
+        min=1,
+        max=65535,
+        help="Local: validator i listens on BASE+i (gRPC) and BASE+N+i (ops), Prometheus on "
+        "BASE+2N, the load generator's metrics on BASE+2N+1 (default: free ports).",
+        show_default=False,
+    ),
+]
+
+
+def platform_options(platform: PlatformName, base_port: int | None) -> dict[str, int]:
+    """The platform's options from the flags: ``--base-port`` is the local platform's."""
+    return {"base_port": base_port} if platform is PlatformName.local and base_port else {}
 
 
 def duration_flag(text: str | None, *, at_least_s: float, hint: str) -> float | None:

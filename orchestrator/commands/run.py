@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
+    BasePortOption,
+    KeepOption,
     OutOption,
     PlatformName,
     PlatformOption,
+    ReadyTimeoutOption,
     RunDirOption,
     RunIdOption,
     ScenarioArgument,
     SetOption,
     load_plan,
+    platform_options,
 )
 from orchestrator.commands.output import echo_progress, outcome_lines
 from orchestrator.errors import AitbcTestnetError
@@ -44,37 +46,18 @@ def register(app: typer.Typer) -> None:
     def run(
         scenario: ScenarioArgument,
         out: OutOption = None,
-        keep: Annotated[
-            bool, typer.Option("--keep", help="Leave the testnet running after the report.")
-        ] = False,
+        keep: KeepOption = False,
         platform: PlatformOption = PlatformName.local,
         sets: SetOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
         run_id: RunIdOption = None,
-        ready_timeout: Annotated[
-            float,
-            typer.Option(
-                "--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."
-            ),
-        ] = DEFAULT_READY_TIMEOUT_S,
-        base_port: Annotated[
-            int | None,
-            typer.Option(
-                "--base-port",
-                min=1,
-                max=65535,
-                help="local: validators on BASE..BASE+2N-1, Prometheus and the load "
-                "generator's metrics right after (default: free ports).",
-                show_default=False,
-            ),
-        ] = None,
+        ready_timeout: ReadyTimeoutOption = DEFAULT_READY_TIMEOUT_S,
+        base_port: BasePortOption = None,
     ) -> None:
         plan = load_plan(scenario, sets, platform, run_id)
         directory = run_dir / plan.run_id
         out_dir = out if out is not None else directory / "report"
-        local = platform is PlatformName.local and base_port is not None
-        options = {"base_port": base_port} if local else {}
-        target = get_platform(platform.value, directory, **options)
+        target = get_platform(platform.value, directory, **platform_options(platform, base_port))
         typer.echo(
             f"run {plan.run_id}: {plan.name} on {platform.value}; files in {directory}, "
             f"reports in {out_dir}",

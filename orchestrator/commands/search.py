@@ -16,14 +16,18 @@ from pydantic import ValidationError
 
 from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
+    BasePortOption,
+    KeepOption,
     OutOption,
     PlatformName,
     PlatformOption,
+    ReadyTimeoutOption,
     RunDirOption,
     RunIdOption,
     ScenarioArgument,
     SetOption,
     load_plan,
+    platform_options,
 )
 from orchestrator.commands.output import echo_progress
 from orchestrator.errors import UsageError
@@ -178,26 +182,9 @@ def register(app: typer.Typer) -> None:
         sets: SetOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
         run_id: RunIdOption = None,
-        keep: Annotated[
-            bool, typer.Option("--keep", help="Leave the testnet running after the search.")
-        ] = False,
-        ready_timeout: Annotated[
-            float,
-            typer.Option(
-                "--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."
-            ),
-        ] = DEFAULT_READY_TIMEOUT_S,
-        base_port: Annotated[
-            int | None,
-            typer.Option(
-                "--base-port",
-                min=1,
-                max=65535,
-                help="local: validators on BASE..BASE+2N-1, Prometheus and the load "
-                "generator's metrics right after (default: free ports).",
-                show_default=False,
-            ),
-        ] = None,
+        keep: KeepOption = False,
+        ready_timeout: ReadyTimeoutOption = DEFAULT_READY_TIMEOUT_S,
+        base_port: BasePortOption = None,
     ) -> None:
         plan = load_plan(scenario, sets, platform, run_id)
         start = start_tps if start_tps is not None else plan.load.tps
@@ -241,7 +228,6 @@ def register(app: typer.Typer) -> None:
             f"reports in {out_dir}",
             err=True,
         )
-        local = platform is PlatformName.local and base_port is not None
         try:
             if platform is PlatformName.sim:
 
@@ -255,7 +241,7 @@ def register(app: typer.Typer) -> None:
                 )
             else:
                 target = get_platform(
-                    platform.value, directory, **({"base_port": base_port} if local else {})
+                    platform.value, directory, **platform_options(platform, base_port)
                 )
                 outcome = search_live(
                     plan,

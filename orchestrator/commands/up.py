@@ -12,6 +12,7 @@ import typer
 
 from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
+    BasePortOption,
     JsonOption,
     PlatformName,
     PlatformOption,
@@ -63,18 +64,7 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        base_port: Annotated[
-            int | None,
-            typer.Option(
-                "--base-port",
-                min=1,
-                max=65535,
-                help="Local: validator i listens on BASE+i (gRPC) and BASE+N+i (ops), "
-                "Prometheus on BASE+2N, the load generator's metrics on BASE+2N+1 (default: "
-                "free ports).",
-                show_default=False,
-            ),
-        ] = None,
+        base_port: BasePortOption = None,
         keep_going: Annotated[
             bool,
             typer.Option(

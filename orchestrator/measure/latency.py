@@ -43,6 +43,7 @@ __all__ = [
     "ExactWindow",
     "compare_latency",
     "exact_window_latency",
+    "milliseconds",
     "node_buckets",
     "samples_files",
 ]
@@ -87,8 +88,9 @@ def _uncommitted(samples: Sequence[Path]) -> int | None:
     return total
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else value * 1000.0
+def milliseconds(seconds: float | None) -> float | None:
+    """Seconds as milliseconds (None stays None)."""
+    return None if seconds is None else seconds * 1000.0
 
 
 def exact_window_latency(folder: Path, start: float, end: float) -> ExactWindow:
@@ -107,15 +109,15 @@ def exact_window_latency(folder: Path, start: float, end: float) -> ExactWindow:
             f"no transaction submitted in the measured window was seen committed ({len(files)} "
             "samples file(s))",
         )
-    p50, p90, p99 = (_ms(found.quantile(q)) for q in QUANTILES)
+    p50, p90, p99 = (milliseconds(found.quantile(q)) for q in QUANTILES)
     return ExactWindow(
         ExactLatencyMs(
             count=found.count,
             p50=p50,
             p90=p90,
             p99=p99,
-            max=_ms(found.max_s),
-            mean=_ms(found.mean_s),
+            max=milliseconds(found.max_s),
+            mean=milliseconds(found.mean_s),
             files=len(files),
             uncommitted=_uncommitted(files),
         ),
@@ -198,7 +200,7 @@ def compare_latency(
         node = None
         if found is not None:
             node = NodeQuantileMs(
-                estimate=_ms(found.estimate),
+                estimate=milliseconds(found.estimate),
                 bucket_lower=found.lower * 1000.0,
                 bucket_upper=None if math.isinf(found.upper) else found.upper * 1000.0,
             )

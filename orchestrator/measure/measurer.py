@@ -18,7 +18,12 @@ from loadgen.quantiles import summarize
 from orchestrator.errors import UsageError
 from orchestrator.external.prometheus import PromQuery, RangeSeries
 from orchestrator.measure import promql as pq
-from orchestrator.measure.latency import ExactWindow, compare_latency, node_buckets
+from orchestrator.measure.latency import (
+    ExactWindow,
+    compare_latency,
+    milliseconds,
+    node_buckets,
+)
 from orchestrator.measure.safety import BlockView
 from orchestrator.report.model import (
     E2eLatencyMs,
@@ -262,7 +267,7 @@ class Measurer:
         values = [
             self._at_end(pq.finality_quantile(q, self.times.window_s)) for q in FINALITY_QUANTILES
         ]
-        p50, p90, p99 = (None if value is None else value * 1000 for value in values)
+        p50, p90, p99 = (milliseconds(value) for value in values)
         return FinalityMs(p50=p50, p90=p90, p99=p99)
 
     def e2e(self, exact: ExactWindow | None, probes: Sequence[ProbeLatency] | None) -> E2eLatencyMs:
@@ -284,9 +289,9 @@ class Measurer:
         if samples:
             p50, p90, p99 = (self._at_end(pq.e2e_quantile(q, window)) for q in FINALITY_QUANTILES)
             return E2eLatencyMs(
-                p50=None if p50 is None else p50 * 1000,
-                p90=None if p90 is None else p90 * 1000,
-                p99=None if p99 is None else p99 * 1000,
+                p50=milliseconds(p50),
+                p90=milliseconds(p90),
+                p99=milliseconds(p99),
                 samples=round(samples),
                 source="probes: histogram estimate of aitbc_loadgen_e2e_latency_seconds",
             )
@@ -297,10 +302,10 @@ class Measurer:
                 self.notes.append("e2e latency from the probe log (no loadgen histogram)")
                 p50, p90, p99 = (found.quantile(q) for q in FINALITY_QUANTILES)
                 return E2eLatencyMs(
-                    p50=None if p50 is None else p50 * 1000,
-                    p90=None if p90 is None else p90 * 1000,
-                    p99=None if p99 is None else p99 * 1000,
-                    max=None if found.max_s is None else found.max_s * 1000,
+                    p50=milliseconds(p50),
+                    p90=milliseconds(p90),
+                    p99=milliseconds(p99),
+                    max=milliseconds(found.max_s),
                     samples=found.count,
                     source="probes: probe log (exact over the probes)",
                 )

@@ -9,7 +9,7 @@ windows shaded, the measured window marked). Every text that goes into SVG or HT
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -295,7 +295,7 @@ def charts(report: Report) -> dict[str, str]:
 # ----------------------------------------------------------------------------- templates
 
 
-def _fmt(value: object, digits: int = 4) -> str:
+def format_number(value: object, digits: int = 4) -> str:
     """Numbers for tables: None -> n/a, floats to ``digits`` significant digits."""
     if value is None:
         return "n/a"
@@ -315,19 +315,25 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def _environment() -> jinja2.Environment:
+def template_environment(
+    package: str, filters: Mapping[str, Callable[..., str]]
+) -> jinja2.Environment:
+    """The jinja2 environment of ``package``'s ``templates/`` (``*.html.j2`` autoescaped,
+    undefined names an error) with ``filters`` and ``cell`` (text safe in a Markdown cell)."""
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator.report", "templates"),
+        loader=jinja2.PackageLoader(package, "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["fmt"] = _fmt
-    environment.filters["pct"] = _pct
-    environment.filters["cell"] = _cell
+    environment.filters.update({"cell": _cell, **filters})
     return environment
+
+
+def _environment() -> jinja2.Environment:
+    return template_environment("orchestrator.report", {"fmt": format_number, "pct": _pct})
 
 
 def _context(report: Report, comparison: BaselineComparison | None) -> dict[str, object]:

@@ -173,6 +173,7 @@ class CapacitySearch:
         self.limits = runner.generator_limits()
         self.points: list[Point] = []
         self._current: tuple[float, Phase, list[Trial]] | None = None
+        self._stopped_by_budget = False
         self._started = clock()
         self._longest_point_s = 0.0
 
@@ -228,17 +229,20 @@ class CapacitySearch:
 
     # -- the search ----------------------------------------------------------------------------
 
+    def _measure_if_room(self, rate: float, phase: Phase) -> Point | None:
+        """``measure`` when the budget leaves room for another point; None (and the search
+        stopped by its budget) otherwise."""
+        if not self._room_for_a_point():
+            self._stopped_by_budget = True
+            return None
+        return self.measure(rate, phase)
+
     def run(self) -> SearchResult:
         settings = self.settings
         passed: Point | None = None
         failed: Point | None = None
-        stopped_by_budget = False
         rate = min(settings.start_tps, settings.max_tps)
-        while True:  # ramp up: bounded by max_tps and the budget
-            if not self._room_for_a_point():
-                stopped_by_budget = True
-                break
-            point = self.measure(rate, Phase.RAMP)
+        while (point := self._measure_if_room(rate, Phase.RAMP)) is not None:  # up to max_tps
             if point.verdict is not Verdict.PASS:
                 failed = point
                 break
@@ -248,31 +252,28 @@ class CapacitySearch:
             rate = min(rate * settings.growth, settings.max_tps)
         if passed is None and failed is not None:
             rate = failed.rate / settings.growth
-            while rate >= settings.min_tps:  # down: bounded by min_tps and the budget
-                if not self._room_for_a_point():
-                    stopped_by_budget = True
+            while rate >= settings.min_tps:  # down to min_tps
+                point = self._measure_if_room(rate, Phase.DOWN)
+                if point is None:
                     break
-                point = self.measure(rate, Phase.DOWN)
                 if point.verdict is Verdict.PASS:
                     passed = point
                     break
                 failed = point
                 rate /= settings.growth
-        while passed is not None and failed is not None:  # bisect: bounded by the resolution
-            if failed.rate - passed.rate <= settings.resolution * passed.rate:
-                break
+        while passed is not None and failed is not None:  # bisect to the resolution
             middle = next_rate(passed.rate, failed.rate)
-            if middle in (passed.rate, failed.rate):
+            close = failed.rate - passed.rate <= settings.resolution * passed.rate
+            if close or middle in (passed.rate, failed.rate):
                 break
-            if not self._room_for_a_point():
-                stopped_by_budget = True
+            point = self._measure_if_room(middle, Phase.BISECT)
+            if point is None:
                 break
-            point = self.measure(middle, Phase.BISECT)
             if point.verdict is Verdict.PASS:
                 passed = point
             else:
                 failed = point
-        return self._result(passed, failed, stopped_by_budget)
+        return self._result(passed, failed, self._stopped_by_budget)
 
     def _result(
         self, passed: Point | None, failed: Point | None, stopped_by_budget: bool

@@ -15,7 +15,6 @@ when the next load reads it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from loadgen.errors import LoadgenError
 from loadgen.selfcheck import SCHEDULE_TOLERANCE, SaturationCheck
@@ -32,7 +31,7 @@ from orchestrator.search.model import GeneratorSetting, SearchSettings, Trial
 from orchestrator.search.statistics import slope
 from orchestrator.search.step import constant_load
 from orchestrator.stages.collect import wait_scraped_since
-from orchestrator.stages.load import run_load_window
+from orchestrator.stages.load import LOAD_EXIT_GRACE_S, run_load_window
 
 __all__ = ["DRAIN_BOUND_S", "LiveTrials"]
 
@@ -56,9 +55,6 @@ class LiveTrials:
         plan: Plan,
         prom: PromQuery,
         settings: SearchSettings,
-        *,
-        on_note: Callable[[str], None] | None = None,
-        tick: Callable[[float], None] | None = None,
     ) -> None:
         self.platform = platform
         self.runner = require(platform, LoadRunner, "run a capacity search")
@@ -66,8 +62,6 @@ class LiveTrials:
         self.plan = plan
         self.prom = prom
         self.settings = settings
-        self.on_note = on_note
-        self.tick = tick
         self.max_users = max(plan.load.users, min(MAX_USERS, plan.load.accounts))
 
     def initial_generator(self) -> GeneratorSetting:
@@ -77,10 +71,6 @@ class LiveTrials:
         return GeneratorLimits(max_users=self.max_users, max_workers=1)
 
     # -- one trial -----------------------------------------------------------------------------
-
-    def _note(self, text: str) -> None:
-        if self.on_note is not None:
-            self.on_note(text)
 
     def _backlog(self) -> float | None:
         try:
@@ -135,8 +125,9 @@ class LiveTrials:
             return read_summary(summary).self_check
         except LoadgenError as error:
             raise PlatformError(
-                f"the load generator wrote no readable summary ({error}): see its log "
-                f"{self.runner.load_files().log}"
+                f"the load generator wrote no readable summary ({error}): it was stopped before "
+                f"its step ended (its start-up may have taken longer than {LOAD_EXIT_GRACE_S:g} "
+                f"s on a busy machine) or it failed; see its log {self.runner.load_files().log}"
             ) from None
 
     def run(self, rate: float, index: int, generator: GeneratorSetting) -> Trial:
@@ -151,9 +142,7 @@ class LiveTrials:
             )
         plan = constant_load(self.plan, self.settings, rate, generator.users)
         files = self.runner.load_files()
-        window = run_load_window(
-            self.platform, plan, tick=self.tick, tick_s=5.0, log_hint=str(files.log)
-        )
+        window = run_load_window(self.platform, plan, log_hint=str(files.log))
         now = time.time()
         began = self._first_offer(window.load_start, now) or window.load_start
         if began - window.load_start >= 1.0:

@@ -13,7 +13,7 @@ import jinja2
 from markupsafe import Markup
 
 from orchestrator.report.model import Series
-from orchestrator.report.render import line_chart
+from orchestrator.report.render import format_number, line_chart, template_environment
 from orchestrator.search.model import Estimate, Point, SearchReport, write_search
 
 __all__ = ["SEARCH_HTML", "SEARCH_MARKDOWN", "SearchFiles", "charts", "write_search_outputs"]
@@ -99,27 +99,10 @@ def _ratio(value: Estimate | None) -> str:
     return f"{value.mean:.1%} [{value.low:.1%}, {value.high:.1%}]"
 
 
-def _number(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
-
-
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator.search", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+    return template_environment(
+        "orchestrator.search", {"estimate": _estimate, "ratio": _ratio, "num": format_number}
     )
-    environment.filters.update(estimate=_estimate, ratio=_ratio, num=_number, cell=_cell)
-    return environment
 
 
 def _context(report: SearchReport) -> dict[str, object]:

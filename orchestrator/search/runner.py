@@ -22,13 +22,10 @@ from orchestrator.errors import PlatformError
 from orchestrator.external.prometheus import PromQuery
 from orchestrator.platforms.capabilities import (
     Artifacts,
-    Deployer,
     LoadRunner,
-    NodeAccess,
     Platform,
     PrometheusAccess,
     Simulator,
-    Teardown,
     require,
 )
 from orchestrator.report.provenance import git_commit
@@ -46,6 +43,7 @@ from orchestrator.search.model import (
 )
 from orchestrator.search.render import SearchFiles, write_search_outputs
 from orchestrator.search.simulated import SIM_NOTES, SimTrials
+from orchestrator.stages.campaign import CAMPAIGN_CAPABILITIES
 from orchestrator.stages.collect import ARTIFACTS_DIR
 from orchestrator.stages.down import tear_down
 from orchestrator.stages.events import ProgressEvent, ProgressSink
@@ -60,14 +58,8 @@ __all__ = [
     "search_simulated",
 ]
 
-LIVE_SEARCH_CAPABILITIES: tuple[type, ...] = (
-    Deployer,
-    Teardown,
-    NodeAccess,
-    LoadRunner,
-    PrometheusAccess,
-    Artifacts,
-)
+LIVE_SEARCH_CAPABILITIES = CAMPAIGN_CAPABILITIES
+"""What a live search needs: what a campaign without faults needs."""
 PROMETHEUS_TIMEOUT_S = 10.0
 
 
@@ -143,11 +135,9 @@ class _Search:
         if self.on_progress is not None:
             self.on_progress(ProgressEvent(stage, time.monotonic() - self.began, message=message))
 
-    def run(
-        self, runner: TrialRunner, *, image_tag: str, simulated: bool = False
-    ) -> tuple[SearchResult, Callable[[], SearchOutcome]]:
-        """Run the search; the result and a function that writes the report (called by the
-        caller after its teardown). On an exception the partial result is written first."""
+    def run(self, runner: TrialRunner, *, image_tag: str, simulated: bool = False) -> SearchResult:
+        """Run the search with ``runner``; on an exception (Ctrl-C included) write what was
+        measured first, then re-raise."""
         search = CapacitySearch(
             runner,
             self.settings,
@@ -155,13 +145,14 @@ class _Search:
             on_point=lambda point: self.emit("point", describe_point(point)),
         )
         try:
-            result = search.run()
+            return search.run()
         except BaseException as error:
             self.write(_interrupted(search.measured(), error), image_tag, simulated)
             raise
-        return result, lambda: self.write(result, image_tag, simulated)
 
-    def write(self, result: SearchResult, image_tag: str, simulated: bool) -> SearchOutcome:
+    def write(
+        self, result: SearchResult, image_tag: str, simulated: bool, *, kept: bool = False
+    ) -> SearchOutcome:
         report = SearchReport(
             run_id=self.plan.run_id,
             scenario=self.plan.name,
@@ -178,7 +169,7 @@ class _Search:
             notes=self.notes,
         )
         self.emit("report", f"writing search.json, search.md, search.html in {self.out_dir}")
-        return SearchOutcome(report, write_search_outputs(report, self.out_dir), kept=False)
+        return SearchOutcome(report, write_search_outputs(report, self.out_dir), kept=kept)
 
 
 def search_live(
@@ -205,7 +196,6 @@ def search_live(
         "generator-limited, never counted against the network"
     )
     prom: PromQuery | None = None
-    write: Callable[[], SearchOutcome] | None = None
     try:
         job.emit("up", f"deploying {plan.network.validators} validators")
         bring_up(platform, plan, ready_timeout_s=ready_timeout_s)
@@ -228,7 +218,7 @@ def search_live(
             f"from {settings.start_tps:g} tx/s, {settings.trials} trial(s) of "
             f"{settings.step_s:g} s per rate, p99 SLO {settings.slo_p99_ms:g} ms",
         )
-        _result, write = job.run(trials, image_tag=platform.image_tag())
+        result = job.run(trials, image_tag=platform.image_tag())
     finally:
         if prom is not None:
             prom.close()
@@ -237,8 +227,7 @@ def search_live(
         if not keep:
             job.emit("down", "stopping every process of the run")
             tear_down(platform)
-    outcome = write()
-    return SearchOutcome(outcome.report, outcome.files, kept=keep)
+    return job.write(result, platform.image_tag(), simulated=False, kept=keep)
 
 
 def search_simulated(
@@ -254,9 +243,9 @@ def search_simulated(
     job = _Search(plan, "sim", settings, out_dir, on_progress)
     job.notes.extend(SIM_NOTES)
     job.emit("search", f"from {settings.start_tps:g} tx/s, {settings.trials} simulation(s) a rate")
-    _result, write = job.run(
+    result = job.run(
         SimTrials(make_simulator, plan, settings, timeout_s=timeout_s),
         image_tag="sim",
         simulated=True,
     )
-    return write()
+    return job.write(result, "sim", simulated=True)
