@@ -53,8 +53,12 @@ prometheus: system-packages
 # process group, log in build/image-build.log, printed if the build fails; waited for if pytest
 # ends first, stopped on Ctrl-C). The tests that need the image run last and their own `make
 # image` waits for that build (the lock of `make image`), then takes the cached path.
+# Tests run on TEST_WORKERS pytest-xdist workers (most of the suite waits on real processes and
+# clocks, not on the CPU); tests/conftest.py groups them so each module's fixtures are set up once.
+TEST_WORKERS ?= 3
+
 test: install
-	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider
+	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check .
