@@ -31,7 +31,7 @@ from orchestrator.search.model import GeneratorSetting, SearchSettings, Trial
 from orchestrator.search.statistics import slope
 from orchestrator.search.step import constant_load
 from orchestrator.stages.collect import wait_scraped_since
-from orchestrator.stages.load import LOAD_EXIT_GRACE_S, run_load_window
+from orchestrator.stages.load import run_load_window
 
 __all__ = ["DRAIN_BOUND_S", "LiveTrials"]
 
@@ -41,6 +41,10 @@ DRAIN_POLL_S = 0.5
 OFFERED = "aitbc_loadgen_offered_txs_total"
 MISSED = "aitbc_loadgen_missed_txs_total"
 SCRAPED_BOUND_SCRAPES = 30
+EXIT_GRACE_S = 300.0
+"""How long after its planned end a trial's load generator may take to exit by itself. Its
+``--run-time`` counts from its own start, and on a contended machine its start-up (importing
+Locust, gevent, gRPC) was seen to take over a minute: a bound, not a wait."""
 MAX_USERS = 64
 """Load users the search may give the load generator at most (each owns its own accounts)."""
 
@@ -126,7 +130,7 @@ class LiveTrials:
         except LoadgenError as error:
             raise PlatformError(
                 f"the load generator wrote no readable summary ({error}): it was stopped before "
-                f"its step ended (its start-up may have taken longer than {LOAD_EXIT_GRACE_S:g} "
+                f"its step ended (its start-up may have taken longer than {EXIT_GRACE_S:g} "
                 f"s on a busy machine) or it failed; see its log {self.runner.load_files().log}"
             ) from None
 
@@ -142,7 +146,9 @@ class LiveTrials:
             )
         plan = constant_load(self.plan, self.settings, rate, generator.users)
         files = self.runner.load_files()
-        window = run_load_window(self.platform, plan, log_hint=str(files.log))
+        window = run_load_window(
+            self.platform, plan, log_hint=str(files.log), exit_grace_s=EXIT_GRACE_S
+        )
         now = time.time()
         began = self._first_offer(window.load_start, now) or window.load_start
         if began - window.load_start >= 1.0:
