@@ -162,6 +162,11 @@ def mempool_txs() -> str:
     return f"sum(aitbc_mempool_txs{_validator()})"
 
 
+def mempool_txs_by_validator() -> str:
+    """Each validator's mempool (a validator missing from the answer was not scraped)."""
+    return f"max by ({VALIDATOR_LABEL}) (aitbc_mempool_txs{_validator()})"
+
+
 def height_by_validator() -> str:
     return f"max by ({VALIDATOR_LABEL}) (aitbc_block_height{_validator()})"
 

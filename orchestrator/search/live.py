@@ -77,14 +77,20 @@ class LiveTrials:
     # -- one trial -----------------------------------------------------------------------------
 
     def _backlog(self) -> float | None:
+        """The transactions in every validator's mempool together; None while a validator's
+        figure is missing (a failed scrape drops it from a sum, which would hide its backlog)."""
         try:
-            return self.prom.scalar(pq.mempool_txs())
+            samples = self.prom.instant(pq.mempool_txs_by_validator())
         except PlatformError:
             return None
+        values = [sample.value for sample in samples if sample.value is not None]
+        if len(values) < self.plan.network.validators:
+            return None
+        return sum(values)
 
     def drain(self) -> float | None:
         """Wait (up to DRAIN_BOUND_S) until no more than a batch per validator waits in the
-        mempools; the backlog left (None: Prometheus never answered)."""
+        mempools; the backlog left (None: Prometheus never gave every validator's figure)."""
         floor = self.plan.load.batch_size * self.plan.network.validators
         deadline = time.monotonic() + DRAIN_BOUND_S
         backlog = self._backlog()

@@ -58,6 +58,7 @@ def test_quantiles_sum_buckets_by_le() -> None:
         "(increase(aitbc_loadgen_e2e_latency_seconds_bucket[10000ms])))"
     )
     assert pq.mempool_txs() == f"sum(aitbc_mempool_txs{SEL})"
+    assert pq.mempool_txs_by_validator() == f"max by (validator) (aitbc_mempool_txs{SEL})"
     assert pq.finality_buckets(45) == (
         f"sum by (le) (increase(aitbc_tx_finality_seconds_bucket{SEL}[45000ms]))"
     )
