@@ -59,6 +59,7 @@ class LoadgenRuntime:
         self.target_down_s = TARGET_DOWN_S
         self._published_offered = 0
         self._published_missed = 0
+        self._test_started_at: float | None = None
         self.metrics_server: MetricsServer | None = None
         self.cpu = CpuMeter()
         self.latency: LatencyTracker | None = None
@@ -80,6 +81,7 @@ class LoadgenRuntime:
             self.pacer = self._new_pacer()
             self._published_offered = 0
             self._published_missed = 0
+        self._test_started_at = self.clock()
         self.cpu = CpuMeter()
         self._close_samples()
         if self.settings.summary_path is not None:
@@ -166,8 +168,17 @@ class LoadgenRuntime:
         """At the end of a test: slots that came due but were never sent count as missed,
         transactions still awaiting their commit count as uncommitted and the samples file is
         closed; the final counters, the latency books and the self check are returned and
-        written to ``AITBC_SUMMARY`` when it is set."""
-        self.pacer.abandon_unclaimed(self.clock())
+        written to ``AITBC_SUMMARY`` when it is set.
+
+        The schedule starts at the first claim, so that the users' preparation (reading
+        nonces, signing ahead) is not counted against them. A test that stopped before any
+        user claimed a slot (on a busy machine, still preparing) gets its schedule started at
+        the test's start here: its whole schedule counts as offered and missed, and the self
+        check says it fell behind rather than "n/a"."""
+        now = self.clock()
+        if not self.pacer.started and self._test_started_at is not None:
+            self.pacer.start(self._test_started_at)
+        self.pacer.abandon_unclaimed(now)
         self.tick()
         totals = self.metrics.totals()
         summary = LoadgenSummary(

@@ -8,8 +8,9 @@ measured in the process itself and written to the run summary with their figures
 - **CPU saturated**: the process used at least ``CPU_SATURATION`` of one core on average over
   the load (one Python process runs its users on one core; gRPC's own threads add a little).
 
-The capacity search (``aitbc-testnet search``) reads ``saturated`` to add workers rather than
-report the generator's limit as the network's. Pure: times are passed in.
+The capacity search (``aitbc-testnet search``) reads the CPU figure, judges the schedule on its
+measured window, and grows the generator rather than report its limit as the network's. Pure:
+times are passed in.
 """
 
 from __future__ import annotations

@@ -21,9 +21,11 @@ __all__ = [
     "ExistingRunIdOption",
     "ImageOption",
     "JsonOption",
+    "KeepOption",
     "OutOption",
     "PlatformName",
     "PlatformOption",
+    "ReadyTimeoutOption",
     "RunDirOption",
     "RunIdOption",
     "ScenarioArgument",
@@ -121,6 +123,14 @@ OutOption = Annotated[
         help="Folder for the reports (default: <run-dir>/<run-id>/report).",
         show_default=False,
     ),
+]
+
+KeepOption = Annotated[
+    bool, typer.Option("--keep", help="Leave the testnet running after the report.")
+]
+ReadyTimeoutOption = Annotated[
+    float,
+    typer.Option("--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."),
 ]
 
 

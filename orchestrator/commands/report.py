@@ -21,10 +21,12 @@ def register(app: typer.Typer) -> None:
     @app.command(
         help=(
             "Re-render a run's report (report.md, report.html, junit.xml) from its report.json "
-            "and, with --baseline, compare TPS and the finality and end-to-end latency "
-            "quantiles with another run. RUN is the --out folder of `run`/`collect`, a run "
-            "directory (its report/ folder) or a report.json. Exits 1 when the run failed its "
-            "criteria or regressed by more than --max-regression against the baseline.\n\n"
+            "and, with --baseline, compare its headline metrics (throughput, finality and "
+            "end-to-end quantiles, block interval, timeouts, restarts, recovery, safety "
+            "violations: the ones the history tracks) with another run. RUN is the --out "
+            "folder of `run`/`collect`, a run directory (its report/ folder) or a report.json. "
+            "Exits 1 when the run failed its criteria or regressed by more than "
+            "--max-regression against the baseline.\n\n"
             "Example: aitbc-testnet report out/tonight --baseline out/last-night "
             "--max-regression 10%"
         )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
     BasePortOption,
     ImageOption,
+    KeepOption,
     OutOption,
     PlatformName,
     PlatformOption,
+    ReadyTimeoutOption,
     RunDirOption,
     RunIdOption,
     ScenarioArgument,
@@ -47,19 +47,12 @@ def register(app: typer.Typer) -> None:
     def run(
         scenario: ScenarioArgument,
         out: OutOption = None,
-        keep: Annotated[
-            bool, typer.Option("--keep", help="Leave the testnet running after the report.")
-        ] = False,
+        keep: KeepOption = False,
         platform: PlatformOption = PlatformName.local,
         sets: SetOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
         run_id: RunIdOption = None,
-        ready_timeout: Annotated[
-            float,
-            typer.Option(
-                "--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."
-            ),
-        ] = DEFAULT_READY_TIMEOUT_S,
+        ready_timeout: ReadyTimeoutOption = DEFAULT_READY_TIMEOUT_S,
         base_port: BasePortOption = None,
         image: ImageOption = None,
     ) -> None:

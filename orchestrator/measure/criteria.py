@@ -4,6 +4,16 @@ Each criterion the scenario sets gives one ``CriterionResult`` with its value, t
 verdict. A criterion whose measurement is missing FAILS and says why (a nightly job must never
 pass because a number could not be read). ``safety`` is judged whenever the scenario asks for
 it (the default).
+
+Which latency each criterion judges (docs/architecture.md, "Exact latency"):
+``max_finality_p50_ms``/``max_finality_p99_ms`` judge node-side finality (each validator's
+histogram quantile, then the median over validators), ``max_e2e_p99_ms`` the end-to-end p99,
+exact over every acknowledged transaction of the window when the load generator's samples exist.
+Finality stays node-side because a validator that a fault cuts off holds the transactions it
+acknowledged until the heal: their end-to-end latency measures the fault's length (judged by
+``max_recovery_s``), and the median over validators keeps that laggard out of the network's
+finality. The report puts the exact end-to-end quantiles beside the node histograms with their
+bucket bounds and says, per quantile, why they differ.
 """
 
 from __future__ import annotations
@@ -263,7 +273,8 @@ def judge(
                 criteria.max_e2e_p99_ms,
                 "ms",
                 why(
-                    "no committed probe transaction in the measured window (is load.probe enabled?)"
+                    "no end-to-end latency for the measured window: no exact samples from the "
+                    "load generator and no committed probe (is load.probe enabled?)"
                 ),
             )
         )

@@ -14,9 +14,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from loadgen.quantiles import summarize
 from orchestrator.errors import UsageError
 from orchestrator.external.prometheus import PromQuery, RangeSeries
 from orchestrator.measure import promql as pq
+from orchestrator.measure.latency import (
+    ExactWindow,
+    compare_latency,
+    milliseconds,
+    node_buckets,
+)
 from orchestrator.measure.safety import BlockView
 from orchestrator.report.model import (
     E2eLatencyMs,
@@ -146,17 +153,6 @@ def observed_faults(
     return group_faults(fault_intervals(series, step_s, end), tolerance_s=2 * step_s + 0.5)
 
 
-def exact_quantile(values: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile by linear interpolation between closest ranks (None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def tps_from_blocks(
     blocks: Sequence[BlockView], first_exclusive: int, last_inclusive: int, seconds: float
 ) -> tuple[float | None, int]:
@@ -271,33 +267,47 @@ class Measurer:
         values = [
             self._at_end(pq.finality_quantile(q, self.times.window_s)) for q in FINALITY_QUANTILES
         ]
-        p50, p90, p99 = (None if value is None else value * 1000 for value in values)
+        p50, p90, p99 = (milliseconds(value) for value in values)
         return FinalityMs(p50=p50, p90=p90, p99=p99)
 
-    def e2e(self, probes: Sequence[ProbeLatency] | None) -> E2eLatencyMs:
+    def e2e(self, exact: ExactWindow | None, probes: Sequence[ProbeLatency] | None) -> E2eLatencyMs:
+        """Exact over every acknowledged transaction of the window when the load generator's
+        samples exist; else the probes' Prometheus histogram; else the probe log."""
+        if exact is not None and exact.exact is not None:
+            values = exact.exact
+            return E2eLatencyMs(
+                p50=values.p50,
+                p90=values.p90,
+                p99=values.p99,
+                max=values.max,
+                samples=values.count,
+                source="exact: every acknowledged transaction submitted in the window "
+                f"({values.files} load-generator samples file(s))",
+            )
         window = self.times.window_s
         samples = self._at_end(pq.e2e_samples(window))
         if samples:
-            p50 = self._at_end(pq.e2e_quantile(0.5, window))
-            p99 = self._at_end(pq.e2e_quantile(0.99, window))
+            p50, p90, p99 = (self._at_end(pq.e2e_quantile(q, window)) for q in FINALITY_QUANTILES)
             return E2eLatencyMs(
-                p50=None if p50 is None else p50 * 1000,
-                p99=None if p99 is None else p99 * 1000,
+                p50=milliseconds(p50),
+                p90=milliseconds(p90),
+                p99=milliseconds(p99),
                 samples=round(samples),
-                source="prometheus: aitbc_loadgen_e2e_latency_seconds",
+                source="probes: histogram estimate of aitbc_loadgen_e2e_latency_seconds",
             )
         if probes:
             start, end = self.times.measure_start, self.times.measure_end
-            latencies = [p.latency_s for p in probes if start <= p.submitted_at <= end]
-            if latencies:
+            found = summarize(p.latency_s for p in probes if start <= p.submitted_at <= end)
+            if found.count:
                 self.notes.append("e2e latency from the probe log (no loadgen histogram)")
-                p50 = exact_quantile(latencies, 0.5)
-                p99 = exact_quantile(latencies, 0.99)
+                p50, p90, p99 = (found.quantile(q) for q in FINALITY_QUANTILES)
                 return E2eLatencyMs(
-                    p50=None if p50 is None else p50 * 1000,
-                    p99=None if p99 is None else p99 * 1000,
-                    samples=len(latencies),
-                    source="probe log",
+                    p50=milliseconds(p50),
+                    p90=milliseconds(p90),
+                    p99=milliseconds(p99),
+                    max=milliseconds(found.max_s),
+                    samples=found.count,
+                    source="probes: probe log (exact over the probes)",
                 )
         return E2eLatencyMs(samples=0, source="no committed probe in the measured window")
 
@@ -368,7 +378,12 @@ class Measurer:
         load: LoadTotals | None,
         probes: Sequence[ProbeLatency] | None,
         planned_restarts: Mapping[int, int],
+        exact: ExactWindow | None = None,
+        faults: bool = False,
     ) -> MeasureResult:
+        """Every measurement of the window. ``exact``: the load generator's exact latency of
+        the window (None: not read); ``faults``: the window had faults (for the latency
+        comparison's explanations)."""
         window = self.times.window_s
         tps = self.tps(blocks)
         blocks_in_window = self._at_end(pq.blocks_committed(window))
@@ -382,7 +397,12 @@ class Measurer:
             window_s=window,
             tps=tps,
             finality_ms=self.finality(),
-            e2e_latency_ms=self.e2e(probes),
+            e2e_latency_ms=self.e2e(exact, probes),
+            latency=None
+            if exact is None
+            else compare_latency(
+                exact, node_buckets(self.prom, window, self.times.measure_end), faults=faults
+            ),
             block_interval_ms=window * 1000 / blocks_in_window if blocks_in_window else None,
             timeouts=None if timeouts is None else round(timeouts),
             mode=None if mode is None else MODE_NAMES.get(round(mode), str(mode)),

@@ -107,6 +107,15 @@ def finality_quantile(q: float, window_s: float) -> str:
     )
 
 
+def finality_buckets(window_s: float) -> str:
+    """The validators' finality histogram over ``window_s``: cumulative count per bucket
+    (label ``le``, seconds), every validator's observations pooled."""
+    return (
+        "sum by (le) "
+        f"(increase(aitbc_tx_finality_seconds_bucket{_validator()}[{duration(window_s)}]))"
+    )
+
+
 def e2e_quantile(q: float, window_s: float) -> str:
     """Probe submit-to-commit quantile (seconds) over ``window_s``, all load processes (the
     ``aitbc_loadgen_`` names are the load generator's only, whatever its job is called)."""
@@ -121,6 +130,11 @@ def loadgen_increase(counter: str, window_s: float) -> str:
     """Total of a load-generator counter over the window, summed over load processes (each
     process offers its own share, so here ``sum`` is right)."""
     return f"sum(increase({counter}[{duration(window_s)}]))"
+
+
+def loadgen_total(counter: str) -> str:
+    """A load-generator counter now, summed over load processes."""
+    return f"sum({counter})"
 
 
 def loadgen_rate(counter: str, window_s: float) -> str:
@@ -168,6 +182,17 @@ def byzantine_rejections(ids: Sequence[int]) -> str:
 def consensus_mode() -> str:
     """0 fast, 1 balanced, 2 secure (the most conservative mode any validator reports)."""
     return f"max(aitbc_consensus_mode{_validator()})"
+
+
+def mempool_txs() -> str:
+    """Transactions waiting in every validator's mempool together (each holds the ones it
+    received: the sum is the network's backlog)."""
+    return f"sum(aitbc_mempool_txs{_validator()})"
+
+
+def mempool_txs_by_validator() -> str:
+    """Each validator's mempool (a validator missing from the answer was not scraped)."""
+    return f"max by ({VALIDATOR_LABEL}) (aitbc_mempool_txs{_validator()})"
 
 
 def height_by_validator() -> str:

@@ -1,15 +1,17 @@
-"""Compare a run with a baseline run: committed TPS (higher is better) and the finality and
-end-to-end latency quantiles (lower is better). A metric regresses when it is worse than the
-baseline by more than ``max_regression`` (a fraction: 0.10 = 10 %), or when the baseline has it
-and this run does not (no number cannot prove there is no regression).
+"""Compare a run with a baseline run on the headline metrics (``headline.py``, the list the
+history judges too; the tracked-only ones left out): throughput (higher is better), latency
+quantiles, block interval, timeouts, restarts, recovery and safety violations (lower is
+better). A metric regresses when it is worse than the baseline by more than ``max_regression``
+(a fraction: 0.10 = 10 %), or when the baseline has it and this run does not (no number cannot
+prove there is no regression); from a baseline of 0 any worsening regresses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.errors import UsageError
+from orchestrator.report.headline import HEADLINE_METRICS
 from orchestrator.report.model import Report
 
 DEFAULT_MAX_REGRESSION = 0.10
@@ -42,16 +44,6 @@ class BaselineComparison:
     @property
     def regressions(self) -> tuple[ComparedMetric, ...]:
         return tuple(metric for metric in self.metrics if metric.regressed)
-
-
-_METRICS: tuple[tuple[str, str, bool, Callable[[Report], float | None]], ...] = (
-    ("tps.mean", "tx/s", True, lambda r: r.measurements.tps.mean),
-    ("finality_ms.p50", "ms", False, lambda r: r.measurements.finality_ms.p50),
-    ("finality_ms.p90", "ms", False, lambda r: r.measurements.finality_ms.p90),
-    ("finality_ms.p99", "ms", False, lambda r: r.measurements.finality_ms.p99),
-    ("e2e_latency_ms.p50", "ms", False, lambda r: r.measurements.e2e_latency_ms.p50),
-    ("e2e_latency_ms.p99", "ms", False, lambda r: r.measurements.e2e_latency_ms.p99),
-)
 
 
 def parse_regression(text: str) -> float:
@@ -111,8 +103,16 @@ def compare(
         baseline_run=baseline.run_id,
         max_regression=max_regression,
         metrics=tuple(
-            compare_metric(name, unit, get(current), get(baseline), higher, max_regression)
-            for name, unit, higher, get in _METRICS
+            compare_metric(
+                metric.name,
+                metric.unit,
+                metric.read(current),
+                metric.read(baseline),
+                metric.direction > 0,
+                max_regression,
+            )
+            for metric in HEADLINE_METRICS
+            if metric.direction != 0
         ),
     )
 

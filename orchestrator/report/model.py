@@ -10,7 +10,8 @@ field) bumps ``SCHEMA_MINOR`` (readers of this version read every minor; a repor
 before ``schema_minor`` existed reads as minor 0).
 
 Minors: 1 adds ``byzantine`` (what each byzantine fault's behaviour did: actions, refusals,
-slashing, commits), ``faults[].behaviour`` and ``schema_minor``.
+slashing, commits), ``faults[].behaviour`` and ``schema_minor``; 2 adds ``measurements.latency``
+(exact end-to-end quantiles beside the node histograms) and ``e2e_latency_ms.p90``/``max``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.errors import UsageError
 
 SCHEMA_VERSION = 1
-SCHEMA_MINOR = 1
+SCHEMA_MINOR = 2
 REPORT_FILE = "report.json"
 
 
@@ -62,12 +63,67 @@ class FinalityMs(_Model):
 
 
 class E2eLatencyMs(_Model):
-    """Client-observed submit-to-commit latency of the probe transactions."""
+    """Client-observed submit-to-commit latency: exact over every acknowledged transaction
+    submitted in the measured window when the load generator's samples exist (``source``
+    says), else the probes' (their Prometheus histogram, or their log)."""
 
     p50: float | None = None
+    p90: float | None = None
     p99: float | None = None
+    max: float | None = None
     samples: int | None = None
     source: str = ""
+
+
+class ExactLatencyMs(_Model):
+    """Exact submit-to-commit latency of every acknowledged transaction submitted in the
+    measured window, from the load generator's samples files (``loadgen.quantiles``)."""
+
+    count: int
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    files: int = Field(default=0, description="samples files read (one per load process)")
+    uncommitted: int | None = Field(
+        default=None,
+        description="acknowledged transactions never seen committed (whole load, all processes)",
+    )
+
+
+class NodeQuantileMs(_Model):
+    """A quantile of the validators' finality histogram (aitbc_tx_finality_seconds, every
+    validator's observations in the window pooled): Prometheus's interpolated estimate and
+    the bucket that holds the rank (``bucket_upper`` None: past the last bucket)."""
+
+    estimate: float | None
+    bucket_lower: float
+    bucket_upper: float | None
+
+
+class QuantileComparison(_Model):
+    """One quantile, exact end to end beside the node histogram, and why they differ."""
+
+    q: float
+    exact_ms: float | None = None
+    node: NodeQuantileMs | None = None
+    within_bucket: bool | None = Field(
+        default=None, description="the exact value lies in the node histogram's bucket"
+    )
+    explanation: str = ""
+
+
+class LatencyComparison(_Model):
+    """Exact end-to-end latency and the node histograms side by side (see criteria.py for
+    which one each criterion judges)."""
+
+    exact: ExactLatencyMs | None = None
+    exact_unavailable: str | None = Field(
+        default=None, description="why there are no exact samples for the window"
+    )
+    node_source: str = ""
+    quantiles: list[QuantileComparison] = Field(default_factory=list)
 
 
 class LoadTotals(_Model):
@@ -86,6 +142,9 @@ class Measurements(_Model):
     tps: TpsMeasurement = TpsMeasurement()
     finality_ms: FinalityMs = FinalityMs()
     e2e_latency_ms: E2eLatencyMs = E2eLatencyMs()
+    latency: LatencyComparison | None = Field(
+        default=None, description="exact end-to-end quantiles beside the node histograms"
+    )
     block_interval_ms: float | None = None
     timeouts: int | None = Field(default=None, description="rounds timed out (max validator)")
     mode: str | None = Field(default=None, description="consensus mode at the end of the window")
@@ -312,7 +371,12 @@ def read_report(location: Path) -> Report:
             f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}: re-collect the run "
             "with this version of aitbc-testnet"
         )
-    document.setdefault("schema_minor", 0)
+    minor = document.setdefault("schema_minor", 0)
+    if not isinstance(minor, int) or minor > SCHEMA_MINOR:
+        raise UsageError(
+            f"{path}: schema {version}.{minor} is newer than the {SCHEMA_VERSION}.{SCHEMA_MINOR} "
+            "this aitbc-testnet reads: read it with the version that wrote it (or newer)"
+        )
     try:
         return Report.model_validate(document)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ windows shaded, the measured window marked). Every text that goes into SVG or HT
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -104,11 +104,14 @@ def line_chart(
     shades: Sequence[Shade] = (),
     marks: Sequence[tuple[float, str]] = (),
     x_range: tuple[float, float] | None = None,
+    max_gap: float | None = None,
     width: int = 760,
     height: int = 280,
 ) -> str:
     """An SVG line chart. ``marks`` are labelled vertical dashed lines (the measured window);
-    ``shades`` are labelled x ranges (fault windows)."""
+    ``shades`` are labelled x ranges (fault windows). A line breaks where consecutive points
+    are more than ``max_gap`` apart (None: 2.5x the typical spacing, for sampled series;
+    ``math.inf``: never, for points measured at chosen x values)."""
     left, right, top, bottom = 64, 150, 28, 42
     plot_w, plot_h = width - left - right, height - top - bottom
     drawn = [item for item in series if item.points][:MAX_PLOTTED_SERIES]
@@ -176,7 +179,7 @@ def line_chart(
             out.append(
                 f'<text x="{x + 3:.1f}" y="{top + plot_h - 4}" fill="#555">{escape(text)}</text>'
             )
-    gap = _sample_gap(drawn)
+    gap = _sample_gap(drawn) if max_gap is None else max_gap
     for position, item in enumerate(drawn):
         color = PALETTE[position % len(PALETTE)]
         for segment in _segments(item.points, gap):
@@ -292,7 +295,7 @@ def charts(report: Report) -> dict[str, str]:
 # ----------------------------------------------------------------------------- templates
 
 
-def _fmt(value: object, digits: int = 4) -> str:
+def format_number(value: object, digits: int = 4) -> str:
     """Numbers for tables: None -> n/a, floats to ``digits`` significant digits."""
     if value is None:
         return "n/a"
@@ -328,21 +331,28 @@ def _slashes(events: Sequence[SlashingEvent], detailed: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _environment() -> jinja2.Environment:
+def template_environment(
+    package: str, filters: Mapping[str, Callable[..., str]]
+) -> jinja2.Environment:
+    """The jinja2 environment of ``package``'s ``templates/`` (``*.html.j2`` autoescaped,
+    undefined names an error) with ``filters`` and ``cell`` (text safe in a Markdown cell)."""
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator.report", "templates"),
+        loader=jinja2.PackageLoader(package, "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["fmt"] = _fmt
-    environment.filters["pct"] = _pct
-    environment.filters["cell"] = _cell
-    environment.filters["counts"] = _counts
-    environment.filters["slashes"] = _slashes
+    environment.filters.update({"cell": _cell, **filters})
     return environment
+
+
+def _environment() -> jinja2.Environment:
+    return template_environment(
+        "orchestrator.report",
+        {"fmt": format_number, "pct": _pct, "counts": _counts, "slashes": _slashes},
+    )
 
 
 def _context(report: Report, comparison: BaselineComparison | None) -> dict[str, object]:

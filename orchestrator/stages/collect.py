@@ -27,6 +27,7 @@ from orchestrator.faults.timeline import FaultRecord
 from orchestrator.measure import promql as pq
 from orchestrator.measure.byzantine import ByzantineWindow, measure_byzantine
 from orchestrator.measure.criteria import judge, verdict
+from orchestrator.measure.latency import ExactWindow, exact_window_latency
 from orchestrator.measure.load_results import read_load_totals, read_probe_log
 from orchestrator.measure.measurer import Measurer, ObservedFault, RunTimes, observed_faults
 from orchestrator.measure.safety import (
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 ARTIFACTS_DIR = "artifacts"
+LOAD_DIR = "load"
+"""The load generator's results inside the artifacts (summary, probe log, samples)."""
 PROBE_LOG_NAME = "probe.jsonl"
 SUMMARY_NAME = "summary.json"
 SETTLE_POLL_S = 0.5
@@ -191,13 +194,17 @@ def fault_results(
 
 def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
     """Measure, check safety, judge: the report of a live window (the load generator's
-    results are read from the copied ``artifacts``, when there are any)."""
+    results, its exact latency samples included, are read from the copied ``artifacts``,
+    when there are any)."""
     plan, times = inputs.plan, inputs.times
     probes = None
     totals = None
+    exact: ExactWindow | None = None
     if artifacts is not None:
-        probes = read_probe_log(artifacts / "load" / PROBE_LOG_NAME)
-        totals = read_load_totals(artifacts / "load" / SUMMARY_NAME)
+        load_dir = artifacts / LOAD_DIR
+        probes = read_probe_log(load_dir / PROBE_LOG_NAME)
+        totals = read_load_totals(load_dir / SUMMARY_NAME)
+        exact = exact_window_latency(load_dir, times.measure_start, times.measure_end)
     chain = read_chains(inputs.readers)
     blocks = chain.blocks if chain.hashes else None
     restarts = planned_restarts(inputs.records)
@@ -208,6 +215,8 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
             load=totals,
             probes=None if probes is None else probes[1],
             planned_restarts=restarts,
+            exact=exact,
+            faults=bool(inputs.records),
         )
         byzantine = measure_byzantine(
             prom,

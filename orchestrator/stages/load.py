@@ -74,10 +74,12 @@ def run_load_window(
     on_fault_event: Callable[[str], None] | None = None,
     require_alive: bool = True,
     log_hint: str = "its log",
+    exit_grace_s: float = LOAD_EXIT_GRACE_S,
 ) -> LoadWindow:
     """Run ``plan``'s load on ``platform`` (``LoadRunner``) with ``faults`` on the timeline
     (see the module docstring). ``require_alive``: a load generator that exits before the end
-    of the measured window is a PlatformError naming ``log_hint``."""
+    of the measured window is a PlatformError naming ``log_hint``. ``exit_grace_s``: how long
+    after the planned end it may take to exit by itself before it is stopped."""
     runner = require(platform, LoadRunner, "run a load")
     load = plan.load
     runner.start_load(plan)
@@ -107,7 +109,7 @@ def run_load_window(
     records = timeline.stop()
     exited = False
     with contextlib.suppress(PlatformError):
-        exited = runner.wait_load(LOAD_EXIT_GRACE_S)
+        exited = runner.wait_load(exit_grace_s)
     runner.stop_load()
     return LoadWindow(load_start, end, tuple(records), exited)
 

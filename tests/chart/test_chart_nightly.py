@@ -177,11 +177,11 @@ def test_the_script_records_history_and_gates_on_check(render: Render) -> None:
     assert "history" not in without.replace("the history", "")
 
 
-def test_the_script_runs_a_campaign_and_keeps_the_newest_reports(
+def test_the_script_runs_a_campaign_records_its_history_and_keeps_the_newest_reports(
     render: Render, tmp_path: Path
 ) -> None:
     script = tmp_path / "nightly.sh"
-    script.write_text(script_of(render(nightly(platform="sim", history=False, keepReports=2))))
+    script.write_text(script_of(render(nightly(platform="sim", keepReports=2))))
     data = tmp_path / "data"
     for old in ("20000101-000000", "20000102-000000"):
         (data / "reports" / old).mkdir(parents=True)
@@ -201,6 +201,9 @@ def test_the_script_runs_a_campaign_and_keeps_the_newest_reports(
     kept = sorted(path.name for path in (data / "reports").iterdir())
     assert kept[0] == "20000102-000000" and len(kept) == 2  # the oldest one was removed
     assert (data / "reports" / kept[1] / "report.json").is_file()
+    # ... and the report went into the history, with a trend page; no regression in one run.
+    assert "added run devnet-smoke-" in done.stdout and "no new regression" in done.stdout
+    assert (data / "history.sqlite").is_file() and (data / "trend.html").is_file()
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,9 @@ def make_report(
         measurements=Measurements(
             tps=TpsMeasurement(mean=tps, offered=300.0),
             finality_ms=FinalityMs(p50=800.0, p90=1000.0, p99=p99),
-            e2e_latency_ms=E2eLatencyMs(p50=900.0, p99=None if p99 is None else p99 + 100),
+            e2e_latency_ms=E2eLatencyMs(
+                p50=900.0, p90=1000.0, p99=None if p99 is None else p99 + 100
+            ),
             timeouts=0,
             restarts=0,
         ),

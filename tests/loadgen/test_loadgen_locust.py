@@ -317,11 +317,14 @@ def test_locust_says_when_the_load_generator_is_saturated(
         "AITBC_LOADGEN_METRICS_PORT": "0",
         "AITBC_SUMMARY": str(tmp_path / "summary.json"),
     }
+    # On a busy machine the users may still be signing ahead when the run time ends: the
+    # schedule then counts from the test's start, so the check holds either way.
     run = start_locust(env, 2, "4s")
     assert run.wait(timeout=90) == 0, run.output()
     summary = read_summary(tmp_path / "summary.json")
     check = summary.self_check
     assert check is not None
+    assert check.offered == summary.totals.offered > 0, check
     assert check.saturated, check
     assert check.verdict.startswith("load generator saturated: behind schedule: sent ")
     assert check.shortfall_ratio is not None and check.shortfall_ratio > 0.05

@@ -16,6 +16,7 @@ from orchestrator.report.baseline import (
     format_comparison,
     parse_regression,
 )
+from orchestrator.report.headline import HEADLINE_METRICS
 from orchestrator.report.model import (
     CriterionResult,
     E2eLatencyMs,
@@ -23,6 +24,7 @@ from orchestrator.report.model import (
     Measurements,
     Report,
     SafetyReport,
+    SafetyViolation,
     TpsMeasurement,
     write_report,
 )
@@ -106,6 +108,19 @@ def test_format_comparison_lists_every_metric() -> None:
                  "e2e_latency_ms.p50", "e2e_latency_ms.p99"):  # fmt: skip
         assert name in text
     assert "REGRESSED" in text
+
+
+def test_the_baseline_judges_the_historys_headline_metrics() -> None:
+    comparison = compare(report("now", 300.0), report("base", 300.0), 0.10)
+    judged = [metric.name for metric in HEADLINE_METRICS if metric.direction != 0]
+    assert [metric.name for metric in comparison.metrics] == judged
+    unsafe = report("now", 300.0).model_copy(
+        update={
+            "safety": SafetyReport(ok=False, violations=[SafetyViolation(kind="x", message="")])
+        }
+    )
+    (regression,) = compare(unsafe, report("base", 300.0), 0.10).regressions
+    assert regression.name == "safety.violations"  # from 0: any worsening
 
 
 def test_report_command_flags_a_tps_regression(tmp_path: Path, runner: CliRunner) -> None:

@@ -41,9 +41,10 @@ import pytest
 from orchestrator.external import prometheus as prom_client
 from orchestrator.measure import promql as pq
 from orchestrator.measure.byzantine import ByzantineWindow, measure_byzantine
+from orchestrator.measure.latency import ExactWindow, node_buckets
 from orchestrator.measure.measurer import Measurer, RunTimes, observed_faults
 from orchestrator.measure.safety import recovery_time
-from orchestrator.report.model import ByzantineReport
+from orchestrator.report.model import ByzantineReport, ExactLatencyMs
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -294,6 +295,27 @@ def test_measurements_of_the_synthetic_run(prom: prom_client.PromQuery) -> None:
     assert m.restarts == 1  # validator 3; validator 2's restart was planned
     assert any("validator 3 restarted 1 time(s) unplanned" in note for note in m.notes)
     assert m.final_heights == {"0": 1 + 2 * 79, "1": 1 + 2 * 79, "2": 1 + 2 * 79, "3": 1 + 2 * 79}
+
+
+def test_exact_latency_beside_the_node_histogram(prom: prom_client.PromQuery) -> None:
+    buckets = dict(node_buckets(prom, 55, T0 + 65))
+    assert buckets[1.0] == pytest.approx(294 * 55, rel=1e-6)  # validator 0's observations
+    assert buckets[float("inf")] == pytest.approx(300 * 55, rel=1e-6)
+    exact = ExactWindow(ExactLatencyMs(count=16_500, p50=900.0, p90=980.0, p99=4200.0), None)
+    m = (
+        Measurer(prom, TIMES, "local")
+        .measure(blocks=None, load=None, probes=None, planned_restarts={}, exact=exact)
+        .measurements
+    )
+    assert (m.e2e_latency_ms.p50, m.e2e_latency_ms.p99) == (900.0, 4200.0)
+    assert m.e2e_latency_ms.samples == 16_500 and m.e2e_latency_ms.source.startswith("exact")
+    assert m.latency is not None
+    median, _, p99 = m.latency.quantiles
+    assert median.node is not None and p99.node is not None
+    assert (median.node.bucket_lower, median.node.bucket_upper) == (750.0, 1000.0)
+    assert (p99.node.bucket_lower, p99.node.bucket_upper) == (3000.0, 5000.0)
+    assert median.within_bucket is True and p99.within_bucket is True
+    assert m.finality_ms.p50 is not None  # the criteria's node figure stays beside it
 
 
 def test_series_for_the_plots(prom: prom_client.PromQuery) -> None:

@@ -18,7 +18,6 @@ from orchestrator.measure.measurer import (
     Measurer,
     RunTimes,
     agree,
-    exact_quantile,
     fault_intervals,
     group_faults,
     tps_from_blocks,
@@ -57,6 +56,11 @@ def test_quantiles_sum_buckets_by_le() -> None:
     assert pq.e2e_quantile(0.5, 10) == (
         "histogram_quantile(0.5, sum by (le) "
         "(increase(aitbc_loadgen_e2e_latency_seconds_bucket[10000ms])))"
+    )
+    assert pq.mempool_txs() == f"sum(aitbc_mempool_txs{SEL})"
+    assert pq.mempool_txs_by_validator() == f"max by (validator) (aitbc_mempool_txs{SEL})"
+    assert pq.finality_buckets(45) == (
+        f"sum by (le) (increase(aitbc_tx_finality_seconds_bucket{SEL}[45000ms]))"
     )
     for bad in (0, 1, 1.5):
         with pytest.raises(ValueError, match="between 0 and 1"):
@@ -118,12 +122,6 @@ def test_agreement_within_two_percent() -> None:
     assert agree(300.0, 307.0) is False
     assert agree(None, 300.0) is None
     assert agree(0.0, 0.0) is True
-
-
-def test_exact_quantile() -> None:
-    assert exact_quantile([], 0.5) is None
-    assert exact_quantile([3.0, 1.0, 2.0], 0.5) == 2.0
-    assert exact_quantile([1.0, 2.0], 0.99) == pytest.approx(1.99)
 
 
 def test_run_times_window() -> None:

@@ -13,6 +13,7 @@ import pytest
 from orchestrator.errors import UsageError
 from orchestrator.report.junit import junit_element
 from orchestrator.report.model import (
+    SCHEMA_MINOR,
     SCHEMA_VERSION,
     CriterionResult,
     FaultResult,
@@ -215,6 +216,20 @@ def test_read_report_rejects_other_schemas(tmp_path: Path) -> None:
         read_report(tmp_path)
     with pytest.raises(UsageError, match=r"no report\.json"):
         read_report(tmp_path / "missing")
+
+
+def test_reports_of_an_older_minor_are_read_and_newer_ones_refused(tmp_path: Path) -> None:
+    path = write_report(sample_report(), tmp_path)
+    document = json.loads(path.read_text())
+    assert document["schema_minor"] == SCHEMA_MINOR
+    del document["schema_minor"]  # written before minors existed: minor 0
+    del document["measurements"]["latency"]
+    path.write_text(json.dumps(document))
+    assert read_report(tmp_path).schema_minor == 0
+    document["schema_minor"] = SCHEMA_MINOR + 1
+    path.write_text(json.dumps(document))
+    with pytest.raises(UsageError, match=rf"schema 1\.{SCHEMA_MINOR + 1} is newer"):
+        read_report(tmp_path)
 
 
 def test_line_chart_breaks_lines_at_missing_samples() -> None:

@@ -68,6 +68,17 @@ def test_same_seed_gives_the_same_json() -> None:
     assert without_wall_clock(other) != without_wall_clock(first)
 
 
+def test_the_modelled_load_is_committed_at_its_rate() -> None:
+    config = SimConfig(validators=4, authorities=4, mode="balanced", blocks=30, seed=2,
+                       crypto="modeled", load_tps=2000.0)  # fmt: skip
+    result = run_simulation(config).to_json()
+    assert result["load_tps"] == 2000.0
+    assert result["committed_txs"] > 0
+    assert result["committed_tps"] == pytest.approx(2000.0, rel=0.02)
+    idle = run_simulation(replace(config, load_tps=0.0)).to_json()
+    assert idle["committed_txs"] == 0 and idle["committed_tps"] == 0.0
+
+
 def test_cli_json_is_deterministic_and_complete(capsys: pytest.CaptureFixture[str]) -> None:
     args = [
         "sim",

@@ -24,6 +24,10 @@ class SimResult:
     final_epoch: int
     finality_ms: dict[str, float]
     timeouts: int
+    committed_txs: int
+    """Transactions (modelled load) in the blocks the longest honest chain committed."""
+    committed_tps: float | None
+    """Their rate between that node's first and last commit (None: fewer than two commits)."""
     evidence_found: int
     partitions: list[dict[str, Any]]
     crashes: list[dict[str, Any]]
@@ -57,6 +61,9 @@ class SimResult:
             ),
             "finality_ms": self.finality_ms,
             "timeouts": self.timeouts,
+            "load_tps": self.config.load_tps,
+            "committed_txs": self.committed_txs,
+            "committed_tps": None if self.committed_tps is None else round(self.committed_tps, 3),
             "evidence_found": self.evidence_found,
             "partitions": self.partitions,
             "crashes": self.crashes,

@@ -539,6 +539,28 @@ class Simulator:
         committed = self.nodes[node].committed
         return committed[height][0] if height < len(committed) else None
 
+    def _throughput(self, honest: list[_Node]) -> tuple[int, float | None]:
+        """(transactions committed, committed transactions per simulated second) on the honest
+        node with the longest chain: the transactions of the blocks committed after its first
+        commit over the time between its first and last commit (the steady rate, without the
+        start-up before the first block and the commits still in flight at the end)."""
+        if not honest:
+            return 0, None
+        node = max(honest, key=lambda n: n.core.committed_height)
+        counts = [
+            (
+                self.commit_times.get((node.index, block.height)),
+                sum(r.tx_count for r in block.batches),
+            )
+            for block, _qc in node.committed
+        ]
+        timed = [(at, count) for at, count in counts if at is not None]
+        total = sum(count for _at, count in counts)
+        if len(timed) < 2 or timed[-1][0] <= timed[0][0]:
+            return total, None
+        after_first = sum(count for _at, count in timed[1:])
+        return total, after_first * 1000 / (timed[-1][0] - timed[0][0])
+
     def _result(self, wall: float) -> SimResult:
         honest = [n for n in self.nodes if not n.byzantine]
         violations = sum(1 for ids in self.commits_by_height.values() if len(ids) > 1)
@@ -553,6 +575,7 @@ class Simulator:
         roots = {
             n.replica.ledger.state_root() for n in live if n.core.committed_height == max_height
         }
+        committed_txs, committed_tps = self._throughput(honest)
         return SimResult(
             config=self.config,
             committed_height=committed_height,
@@ -571,6 +594,8 @@ class Simulator:
                 "p99": round(percentile(self.finality_samples, 0.99), 1),
             },
             timeouts=sum(n.timeouts for n in honest),
+            committed_txs=committed_txs,
+            committed_tps=committed_tps,
             evidence_found=self.evidence_found,
             partitions=[
                 partition_report(p, self.commit_times, self._committed_block)

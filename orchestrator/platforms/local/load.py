@@ -1,13 +1,14 @@
 """The load generator of a local run: Locust headless (``external/locust.py``) as a process of
-the run, with the plan's load (``platforms/loadgen_env.py``), its results in ``load/``
-(CSV and JSON stats, the summary, the probe log) and its metrics on the port the run's
-Prometheus scrapes (job ``aitbc-loadgen``)."""
+the run, with the plan's load (``platforms/loadgen_env.py``), its results in ``load/`` (CSV
+and JSON stats, the summary with its exact-latency samples beside it, the probe log) and its
+metrics on the port the run's Prometheus scrapes (job ``aitbc-loadgen``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from loadgen.latency_file import samples_path_for
 from orchestrator.errors import PlatformError
 from orchestrator.external.locust import locust_argv
 from orchestrator.platforms.capabilities import LoadFiles
@@ -71,7 +72,7 @@ class LocalLoad:
             csv_prefix=record.csv_prefix,
             json_file=str(Path(record.stats_json).with_suffix("")),
         )
-        for stale in (record.summary, record.probe_log):
+        for stale in (record.summary, record.probe_log, samples_path_for(record.summary)):
             Path(stale).unlink(missing_ok=True)
         process = self._supervisor.spawn(argv, Path(record.log), cwd=self._load_dir, env=env)
 
