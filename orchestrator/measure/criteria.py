@@ -47,13 +47,15 @@ def _missing(name: str, threshold: float, unit: str, why: str) -> CriterionResul
     )
 
 
-def _at_least(
-    name: str, value: float | None, threshold: float, unit: str, why: str
+def _bound(
+    name: str, value: float | None, threshold: float, unit: str, why: str, *, at_least: bool
 ) -> CriterionResult:
+    """``value`` against ``threshold``: a floor (``at_least``) or a ceiling; not measured
+    (``value`` None) fails, saying ``why``."""
     if value is None:
         return _missing(name, threshold, unit, why)
-    passed = value >= threshold
-    relation = ">=" if passed else "<"
+    passed = value >= threshold if at_least else value <= threshold
+    relation = (">=" if passed else "<") if at_least else ("<=" if passed else ">")
     return CriterionResult(
         name=name,
         threshold=threshold,
@@ -62,23 +64,18 @@ def _at_least(
         unit=unit,
         explanation=f"{_num(value)} {unit} {relation} {_num(threshold)} {unit}",
     )
+
+
+def _at_least(
+    name: str, value: float | None, threshold: float, unit: str, why: str
+) -> CriterionResult:
+    return _bound(name, value, threshold, unit, why, at_least=True)
 
 
 def _at_most(
     name: str, value: float | None, threshold: float, unit: str, why: str
 ) -> CriterionResult:
-    if value is None:
-        return _missing(name, threshold, unit, why)
-    passed = value <= threshold
-    relation = "<=" if passed else ">"
-    return CriterionResult(
-        name=name,
-        threshold=threshold,
-        value=value,
-        passed=passed,
-        unit=unit,
-        explanation=f"{_num(value)} {unit} {relation} {_num(threshold)} {unit}",
-    )
+    return _bound(name, value, threshold, unit, why, at_least=False)
 
 
 def judge_safety(safety: SafetyReport) -> CriterionResult:
