@@ -48,7 +48,11 @@ from aitbc_node.consensus.actions import (
     Send,
 )
 from aitbc_node.consensus.codec import message_epoch
-from aitbc_node.consensus.collector import TimeoutCollector, VoteCollector
+from aitbc_node.consensus.collector import (
+    TimeoutCollector,
+    VoteCollector,
+    vote_signature_valid,
+)
 from aitbc_node.consensus.evidence import EvidencePool
 from aitbc_node.consensus.reasons import Reason
 from aitbc_node.consensus.signing import Signer, qc_round_in
@@ -575,11 +579,17 @@ class ConsensusCore:
         vote = self.signer.vote(self.epoch, block.round, block.height, block.id)
         next_leader = self.leader(block.round + 1)
         if next_leader == self.me:
-            self._on_vote(now_ms, vote, out)
+            self._on_vote(now_ms, vote, out, own=True)
         else:
             out.append(Send(next_leader, vote))
 
-    def _on_vote(self, now_ms: int, vote: Vote, out: list[Action]) -> None:
+    def _on_vote(self, now_ms: int, vote: Vote, out: list[Action], own: bool = False) -> None:
+        """Collect a vote. Its signature is checked aggregate first (``collector``), except
+        for a voter's second vote of a round for another block: equivocation, or a forgery in
+        the voter's name (peer transports are not authenticated), so both are checked alone
+        before either counts or becomes evidence."""
+        if not own and not self._second_vote_checked(vote, out):
+            return
         ev = self.evidence.observe(
             "vote", vote.epoch, vote.round, vote.voter, vote.height, vote.block_id, vote.signature
         )
@@ -590,17 +600,60 @@ class ConsensusCore:
         voters = self.voters.setdefault(vote.round, {})
         if voters.get(vote.voter, 0) >= VOTES_PER_VOTER:
             return
-        voters[vote.voter] = voters.get(vote.voter, 0) + 1
         es = self.epoch_state
-        collector = self.votes.setdefault((vote.round, vote.height, vote.block_id), VoteCollector())
-        if collector.done or not collector.add(es, vote) or not collector.is_quorum(es):
+        key = (vote.round, vote.height, vote.block_id)
+        collector = self.votes.get(key)
+        if collector is None:
+            collector = self.votes[key] = VoteCollector(
+                vote.epoch, vote.round, vote.height, vote.block_id
+            )
+        if collector.done:
+            return
+        added, bad = collector.add(self.scheme, es, vote.voter, vote.signature, checked=own)
+        _reject_all(bad, Reason.BAD_VOTE_SIGNATURE, out)
+        if not added:
+            return
+        voters[vote.voter] = voters.get(vote.voter, 0) + 1
+        if not collector.is_quorum(es):
+            return
+        for voter in collector.settle(self.scheme, es):
+            voters[voter] -= 1
+            out.append(Rejected(voter, Reason.BAD_VOTE_SIGNATURE))
+        if not collector.is_quorum(es):
             return
         collector.done = True
-        qc = collector.certificate(self.scheme, es, vote)
+        qc = collector.certificate(self.scheme, es)
         self._process_qc(qc, now_ms, out, vote.voter)
         if self.proposal_due_ms is None or self.proposal_due_ms > now_ms:
             # Our proposal waits for the block interval: announce the QC now so replicas commit.
             out.append(Broadcast(QcMsg(qc)))
+
+    def _second_vote_checked(self, vote: Vote, out: list[Action]) -> bool:
+        """For a vote of a voter that already has one for another block in this round: check
+        both signatures. False when this vote's is bad (reported); a bad first vote is dropped
+        from the evidence pool and its collector (reported), and this one goes on."""
+        first = self.evidence.first_seen("vote", vote.epoch, vote.round, vote.voter)
+        if first is None or first[1] == vote.block_id:
+            return True
+        es = self.epoch_state
+        if vote.epoch != es.epoch:
+            return False
+        if not vote_signature_valid(
+            self.scheme, es, vote.voter, vote.round, vote.height, vote.block_id, vote.signature
+        ):
+            out.append(Rejected(vote.voter, Reason.BAD_VOTE_SIGNATURE))
+            return False
+        height, block_id, signature = first
+        if not vote_signature_valid(
+            self.scheme, es, vote.voter, vote.round, height, block_id, signature
+        ):
+            self.evidence.forget_seen("vote", vote.epoch, vote.round, vote.voter)
+            collector = self.votes.get((vote.round, height, block_id))
+            if collector is not None and collector.discard(es, vote.voter, signature):
+                voters = self.voters.get(vote.round, {})
+                voters[vote.voter] = max(0, voters.get(vote.voter, 0) - 1)
+            out.append(Rejected(vote.voter, Reason.BAD_VOTE_SIGNATURE))
+        return True
 
     # ------------------------------------------------------------------ QCs and commits
 
@@ -706,20 +759,32 @@ class ConsensusCore:
         out.append(Broadcast(timeout))
         if self.last_tc is not None and self.last_tc.round == round_ - 1:
             out.append(Broadcast(TimeoutCertMsg(self.last_tc)))
-        self._on_timeout(now_ms, timeout, out)
+        self._on_timeout(now_ms, timeout, out, own=True)
 
-    def _on_timeout(self, now_ms: int, timeout: Timeout, out: list[Action]) -> None:
+    def _on_timeout(
+        self, now_ms: int, timeout: Timeout, out: list[Action], own: bool = False
+    ) -> None:
         self._process_qc(timeout.high_qc, now_ms, out, timeout.voter)
         if not self.round <= timeout.round <= self.round + rules.FUTURE_ROUND_WINDOW:
             return  # a far-ahead timeout was worth its certificate only
         es = self.epoch_state
         collector = self.timeouts.setdefault(timeout.round, TimeoutCollector())
-        if collector.done or not collector.add(es, timeout):
+        if collector.done:
+            return
+        added, bad = collector.add(self.scheme, es, timeout, checked=own)
+        _reject_all(bad, Reason.BAD_TIMEOUT_SIGNATURE, out)
+        if not added:
             return
         if self.me not in collector.signers and collector.is_weak_quorum(es):
-            # More than a third gave up on this round: join them (Bracha).
-            self._send_timeout(timeout.round, now_ms, out)
+            # More than a third gave up on this round: join them (Bracha), once their
+            # signatures are known good.
+            _reject_all(collector.settle(self.scheme, es), Reason.BAD_TIMEOUT_SIGNATURE, out)
+            if collector.is_weak_quorum(es):
+                self._send_timeout(timeout.round, now_ms, out)
             return
+        if not collector.is_quorum(es):
+            return
+        _reject_all(collector.settle(self.scheme, es), Reason.BAD_TIMEOUT_SIGNATURE, out)
         if not collector.is_quorum(es):
             return
         tc = collector.certificate(self.scheme, es)
@@ -743,6 +808,10 @@ class ConsensusCore:
             return
         self.last_sync_request_ms[peer] = now_ms
         out.append(RequestSync(peer, self.committed_height + 1))
+
+
+def _reject_all(senders: Sequence[int], reason: Reason, out: list[Action]) -> None:
+    out.extend(Rejected(sender, reason) for sender in senders)
 
 
 def _found(ev: Evidence, out: list[Action]) -> None:
