@@ -53,8 +53,12 @@ prometheus: system-packages
 # process group, log in build/image-build.log, printed if the build fails; waited for if pytest
 # ends first, stopped on Ctrl-C). The tests that need the image run last and their own `make
 # image` waits for that build (the lock of `make image`), then takes the cached path.
+# Tests run on TEST_WORKERS pytest-xdist workers (most of the suite waits on real processes and
+# clocks, not on the CPU); tests/conftest.py groups them so each module's fixtures are set up once.
+TEST_WORKERS ?= 3
+
 test: install
-	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider
+	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -120,7 +124,7 @@ bench: install
 # Copy the dashboards (source of truth: dashboards/) into the chart and lint it with the Helm engine.
 chart: install
 	bash helm/sync-dashboards.sh
-	$(PY) -c "from pathlib import Path; from orchestrator.helm_engine import lint_chart; \
+	$(PY) -c "from pathlib import Path; from orchestrator.external.helm import lint_chart; \
 	  [print(m) for m in lint_chart(Path('helm/aitbc-testnet'), {})]"
 
 # The whole campaign on a real kind cluster (needs Docker and kind): a cluster named

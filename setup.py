@@ -2,8 +2,9 @@
 ``helm/aitbc-testnet`` ships inside the ``orchestrator`` package, as
 ``orchestrator/chart/aitbc-testnet``, so that an installed package (the node image, any
 ``pip install`` of a wheel or an sdist) renders the chart it came with
-(``orchestrator.chart_values.bundled_chart_dir``). An editable install copies nothing: it reads
-the checkout's ``helm/aitbc-testnet``. MANIFEST.in puts the chart into sdists.
+(``orchestrator.platforms.kubernetes.chart_values.bundled_chart_dir``). An editable install
+copies nothing: it reads the checkout's ``helm/aitbc-testnet``. MANIFEST.in puts the chart
+into sdists.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Orchestrator benchmark (issue 4): seconds from ``aitbc-testnet up`` to a ready local
-testnet, for 4 and for 16 validators (targets: under 10 s and under 30 s on this machine).
+testnet, for 4 and for 16 validators (targets: under 10 s and under 30 s on this machine), and
+seconds to render the staging chart (1,000 validators, real genesis; target: under 5 s).
 
 Each figure runs the real CLI as a subprocess — ``up devnet-smoke --set network.validators=N``
 (genesis, N validator processes, Prometheus, then every /readyz, Prometheus ready, every
@@ -25,10 +26,12 @@ for folder in (BENCH_DIR, REPO):
 
 from figures import Figure, at_most  # noqa: E402
 
+from orchestrator.commands.render import render_scenario  # noqa: E402
 from orchestrator.platforms.local import LocalPlatform  # noqa: E402
 
 CLI_BOOT = "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"
 TARGETS_S = {4: 10.0, 16: 30.0}
+STAGING_RENDER_TARGET_S = 5.0
 UP_TIMEOUT_S = 180.0
 
 
@@ -60,9 +63,27 @@ def seconds_to_ready(validators: int, run_root: Path) -> float:
             LocalPlatform.attach(directory).stop_processes()
 
 
+def seconds_to_render_staging(out: Path) -> float:
+    """Wall seconds of rendering the staging scenario's chart into ``out`` (genesis of 1,000
+    validators, Helm engine, lint, kubernetes-validate, files)."""
+    started = time.perf_counter()
+    render_scenario("staging", out)
+    return time.perf_counter() - started
+
+
 def run(quick: bool) -> list[Figure]:
     sizes = (4,) if quick else (4, 16)
     figures = []
+    with tempfile.TemporaryDirectory(prefix="aitbc-bench-render-") as folder:
+        figures.append(
+            at_most(
+                "render the staging chart, 1,000 validators",
+                round(seconds_to_render_staging(Path(folder)), 2),
+                "s",
+                STAGING_RENDER_TARGET_S,
+                quick=quick,
+            )
+        )
     with tempfile.TemporaryDirectory(prefix="aitbc-bench-up-") as folder:
         for validators in sizes:
             seconds = seconds_to_ready(validators, Path(folder))

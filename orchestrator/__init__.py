@@ -3,9 +3,12 @@ Kubernetes, or the deterministic simulator). The CLI is ``aitbc-testnet`` (``orc
 
 Public entry points::
 
-    from orchestrator.scenario_loader import load_scenario   # path or built-in name -> Scenario
-    from orchestrator.plan import resolve_plan                # Scenario -> Plan
-    from orchestrator.platforms import get_platform           # name, run dir -> Platform
+    from orchestrator.scenario.loader import load_scenario  # path or built-in name -> Scenario
+    from orchestrator.scenario.plan import resolve_plan     # Scenario -> Plan
+    from orchestrator.platforms import get_platform         # name, run dir -> a platform
+    from orchestrator.stages.campaign import Campaign       # plan + platform -> report
+
+The packages, their layers and the capability Protocols: docs/architecture.md.
 """
 
 __all__ = ["__version__"]

@@ -22,6 +22,23 @@ class UsageError(AitbcTestnetError):
     exit_code = 2
 
 
+class CapabilityError(UsageError):
+    """A platform was asked for something it cannot do (a fault on the simulator, a load on a
+    platform without a load generator). Exit 2: the choice of platform or command is wrong;
+    the message names the platform, the capability and what to use instead."""
+
+
+class PlatformError(AitbcTestnetError):
+    """The infrastructure failed or cannot do what was asked (a binary missing, a port taken,
+    a cluster unreachable, a validator not answering). Exit 3."""
+
+    exit_code = 3
+
+
+class FaultNotVerified(PlatformError):
+    """A fault was sent but the check that it took effect (or is gone) failed. Exit 3."""
+
+
 @dataclass(frozen=True)
 class ScenarioIssue:
     """One problem in a scenario: where it is and what is wrong.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
-from orchestrator.campaign import collect_run
-from orchestrator.cli import DEFAULT_RUN_DIR, RunDirOption
-from orchestrator.commands import ExistingRunIdOption, attach_run, require_local
-from orchestrator.commands.report import echo_progress, outcome_lines
+from orchestrator.commands.options import (
+    DEFAULT_RUN_DIR,
+    ExistingRunIdOption,
+    OutOption,
+    RunDirOption,
+)
+from orchestrator.commands.output import echo_progress, outcome_lines
+from orchestrator.platforms import attach_run
+from orchestrator.stages.collect import collect_run
 
 
 def register(app: typer.Typer) -> None:
@@ -27,18 +29,10 @@ def register(app: typer.Typer) -> None:
     )
     def collect(
         run_id: ExistingRunIdOption = None,
-        out: Annotated[
-            Path | None,
-            typer.Option(
-                "--out",
-                "-o",
-                help="Folder for the reports (default: <run-dir>/<run-id>/report).",
-                show_default=False,
-            ),
-        ] = None,
+        out: OutOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
     ) -> None:
-        platform = require_local(attach_run(run_dir, run_id), "collect")
+        platform = attach_run(run_dir, run_id)
         directory = platform.run_dir
         try:
             result = collect_run(

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from orchestrator.cli import DEFAULT_RUN_DIR, JsonOption, RunDirOption
-from orchestrator.commands import ExistingRunIdOption, attach_run, echo_json
+from orchestrator.commands.options import (
+    DEFAULT_RUN_DIR,
+    ExistingRunIdOption,
+    JsonOption,
+    RunDirOption,
+)
+from orchestrator.commands.output import echo_json
+from orchestrator.platforms import attach_run
+from orchestrator.stages.down import tear_down
 
 
 def register(app: typer.Typer) -> None:
@@ -24,18 +31,13 @@ def register(app: typer.Typer) -> None:
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
         json_output: JsonOption = False,
     ) -> None:
-        from orchestrator.platforms.local import LocalPlatform
-
         platform = attach_run(run_dir, run_id)
-        if not isinstance(platform, LocalPlatform):
-            platform.destroy()
-            typer.echo(f"down: {platform.name} run stopped")
-            return
-        stopped = platform.stop_processes()
+        name = platform.run_record().run_id
+        stopped = tear_down(platform)
         if json_output:
             echo_json(
                 {
-                    "run_id": platform.state.run_id,
+                    "run_id": name,
                     "run_dir": str(platform.run_dir),
                     "stopped": [
                         {"name": item.name, "pid": item.pid, "how": item.how} for item in stopped
@@ -44,7 +46,8 @@ def register(app: typer.Typer) -> None:
             )
             return
         if not stopped:
-            typer.echo(f"down: run {platform.state.run_id} had nothing running")
+            typer.echo(f"down: run {name} had nothing running")
         for item in stopped:
-            typer.echo(f"  {item.name} (pid {item.pid}): {item.how}")
-        typer.echo(f"down: run {platform.state.run_id} stopped; files kept in {platform.run_dir}")
+            pid = f" (pid {item.pid})" if item.pid is not None else ""
+            typer.echo(f"  {item.name}{pid}: {item.how}")
+        typer.echo(f"down: run {name} stopped; files kept in {platform.run_dir}")

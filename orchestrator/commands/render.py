@@ -18,22 +18,22 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.chart_values import (
-    CHART_DIR,
-    ChartSettings,
-    apply_chart_sets,
-    chart_values,
-    make_genesis,
-)
-from orchestrator.cli import PlatformName, ScenarioArgument, SetOption, load_plan
-from orchestrator.helm_engine import (
+from orchestrator.commands.options import PlatformName, ScenarioArgument, SetOption, load_plan
+from orchestrator.external.helm import (
     HelmEngineError,
     RenderedManifest,
     lint_chart,
     render_chart,
     write_manifests,
 )
-from orchestrator.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
+from orchestrator.external.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
+from orchestrator.platforms.kubernetes.chart_values import (
+    CHART_DIR,
+    ChartSettings,
+    apply_chart_sets,
+    chart_values,
+    make_genesis,
+)
 
 __all__ = ["RenderFigures", "RenderResult", "register", "render_scenario"]
 

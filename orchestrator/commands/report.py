@@ -1,6 +1,5 @@
 """``aitbc-testnet report``: re-render a run's report from its report.json (markdown, HTML,
-JUnit) and compare it with a baseline run. Also the terminal output every reporting command
-shares (``outcome_lines``, ``echo_progress``)."""
+JUnit) and compare it with a baseline run."""
 
 from __future__ import annotations
 
@@ -9,42 +8,13 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.baseline import (
+from orchestrator.commands.output import outcome_lines
+from orchestrator.report.baseline import (
     DEFAULT_MAX_REGRESSION,
-    BaselineComparison,
-    compare,
     format_comparison,
     parse_regression,
 )
-from orchestrator.campaign import ProgressEvent
-from orchestrator.progress import format_progress
-from orchestrator.report import ReportFiles, write_outputs
-from orchestrator.report_model import Report, find_report, read_report
-
-
-def echo_progress(event: ProgressEvent) -> None:
-    """One progress line on stderr: ``[  12.3s] measure: height 120, 298.4 tps, t+25s``."""
-    typer.echo(
-        format_progress(
-            event.elapsed_s, event.stage, height=event.height, tps=event.tps, note=event.message
-        ),
-        err=True,
-    )
-
-
-def outcome_lines(report: Report, files: ReportFiles) -> list[str]:
-    """The verdict, every failed criterion with its value, and where the files are."""
-    label = " (SIMULATED)" if report.simulated else ""
-    lines = [f"{report.scenario}{label}: {'PASSED' if report.passed else 'FAILED'}"]
-    for criterion in report.criteria:
-        mark = "ok  " if criterion.passed else "FAIL"
-        lines.append(f"  {mark} {criterion.name}: {criterion.explanation}")
-    if not report.safety.ok:
-        for violation in report.safety.violations[:10]:
-            lines.append(f"  safety violation ({violation.kind}): {violation.message}")
-    lines.append(f"report: {files.html}")
-    lines.append(f"        {files.markdown}, {files.json}, {files.junit}")
-    return lines
+from orchestrator.stages.report import rerender
 
 
 def register(app: typer.Typer) -> None:
@@ -93,15 +63,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         limit = parse_regression(max_regression)
-        current = read_report(run)
-        comparison: BaselineComparison | None = None
-        if baseline is not None:
-            comparison = compare(current, read_report(baseline), limit)
-        target = out if out is not None else find_report(run).parent
-        files = write_outputs(current, target, comparison)
-        for line in outcome_lines(current, files):
+        result = rerender(run, baseline, limit, out)
+        for line in outcome_lines(result.report, result.files):
             typer.echo(line)
+        comparison = result.comparison
         if comparison is not None:
             typer.echo(format_comparison(comparison))
-        if not current.passed or (comparison is not None and comparison.regressed):
+        if not result.report.passed or (comparison is not None and comparison.regressed):
             raise typer.Exit(code=1)

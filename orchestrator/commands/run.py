@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from orchestrator.campaign import (
-    ARTIFACTS_DIR,
-    DEFAULT_READY_TIMEOUT_S,
-    run_campaign,
-    run_simulated,
-)
-from orchestrator.cli import (
+from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
+    OutOption,
     PlatformName,
     PlatformOption,
     RunDirOption,
@@ -23,11 +17,13 @@ from orchestrator.cli import (
     SetOption,
     load_plan,
 )
-from orchestrator.commands.report import echo_progress, outcome_lines
+from orchestrator.commands.output import echo_progress, outcome_lines
 from orchestrator.errors import AitbcTestnetError
 from orchestrator.platforms import get_platform
-from orchestrator.platforms.local import LocalPlatform
-from orchestrator.platforms.sim import SimPlatform
+from orchestrator.platforms.capabilities import Simulator
+from orchestrator.stages.campaign import DEFAULT_READY_TIMEOUT_S, Campaign
+from orchestrator.stages.collect import ARTIFACTS_DIR
+from orchestrator.stages.simulate import run_simulated
 
 INTERRUPTED_EXIT = 130
 
@@ -47,15 +43,7 @@ def register(app: typer.Typer) -> None:
     )
     def run(
         scenario: ScenarioArgument,
-        out: Annotated[
-            Path | None,
-            typer.Option(
-                "--out",
-                "-o",
-                help="Folder for the reports (default: <run-dir>/<run-id>/report).",
-                show_default=False,
-            ),
-        ] = None,
+        out: OutOption = None,
         keep: Annotated[
             bool, typer.Option("--keep", help="Leave the testnet running after the report.")
         ] = False,
@@ -84,21 +72,21 @@ def register(app: typer.Typer) -> None:
         plan = load_plan(scenario, sets, platform, run_id)
         directory = run_dir / plan.run_id
         out_dir = out if out is not None else directory / "report"
-        target = (
-            LocalPlatform(directory, base_port=base_port)
-            if platform is PlatformName.local
-            else get_platform(platform.value, directory)
-        )
+        local = platform is PlatformName.local and base_port is not None
+        options = {"base_port": base_port} if local else {}
+        target = get_platform(platform.value, directory, **options)
         typer.echo(
             f"run {plan.run_id}: {plan.name} on {platform.value}; files in {directory}, "
             f"reports in {out_dir}",
             err=True,
         )
         try:
-            if isinstance(target, SimPlatform):
-                result = run_simulated(plan, target, out_dir, on_progress=echo_progress)
+            if isinstance(target, Simulator):
+                result = run_simulated(
+                    plan, target, out_dir, on_progress=echo_progress, run_dir=directory
+                )
             else:
-                result = run_campaign(
+                result = Campaign(
                     plan,
                     target,
                     out_dir,
@@ -106,7 +94,7 @@ def register(app: typer.Typer) -> None:
                     keep=keep,
                     on_progress=echo_progress,
                     ready_timeout_s=ready_timeout,
-                )
+                ).run()
         except AitbcTestnetError:
             artifacts = out_dir / ARTIFACTS_DIR
             if artifacts.is_dir():

@@ -7,9 +7,28 @@ from typing import Any
 
 import typer
 
-from orchestrator.cli import DEFAULT_RUN_DIR, JsonOption, RunDirOption
-from orchestrator.commands import ExistingRunIdOption, attach_run, committed_tps, echo_json
-from orchestrator.platforms.base import Platform, PlatformError
+from orchestrator.commands.options import (
+    DEFAULT_RUN_DIR,
+    ExistingRunIdOption,
+    JsonOption,
+    RunDirOption,
+)
+from orchestrator.commands.output import echo_json
+from orchestrator.errors import PlatformError
+from orchestrator.external.prometheus import PromQuery
+from orchestrator.platforms import attach_run
+from orchestrator.platforms.capabilities import (
+    KillRestart,
+    LiveRun,
+    LoadRunner,
+    NodeAccess,
+    NodeFaults,
+    PrometheusAccess,
+    ValidatorProcesses,
+)
+from orchestrator.stages.live import committed_tps_at
+
+PROMETHEUS_TIMEOUT_S = 5.0
 
 
 def register(app: typer.Typer) -> None:
@@ -29,11 +48,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         platform = attach_run(run_dir, run_id)
         try:
-            report = collect_status(platform, run_dir)
+            report = collect_status(platform)
         finally:
-            close = getattr(platform, "close", None)
-            if callable(close):
-                close()
+            platform.close()
         if json_output:
             echo_json(report)
         else:
@@ -41,29 +58,30 @@ def register(app: typer.Typer) -> None:
                 typer.echo(line)
 
 
-def collect_status(platform: Platform, run_root: Any) -> dict[str, Any]:
-    """The status document of a run (what ``status --json`` prints)."""
-    from orchestrator.prometheus_server import is_ready
-
-    state = getattr(platform, "state", None)
-    run_id = getattr(state, "run_id", None)
-    pids_of = getattr(platform, "validator_pids", None)
-    pids: dict[int, int | None] = pids_of() if callable(pids_of) else {}
-    client_of = getattr(platform, "client", None)
+def collect_status(platform: LiveRun) -> dict[str, Any]:
+    """The status document of a live run (what ``status --json`` prints)."""
+    record = platform.run_record()
+    pids = platform.validator_pids() if isinstance(platform, ValidatorProcesses) else {}
     validators = []
-    for endpoint in platform.endpoints():
+    endpoints = platform.endpoints() if isinstance(platform, NodeAccess) else []
+    for endpoint in endpoints:
+        running: bool | None = None
+        if pids:
+            running = pids.get(endpoint.index) is not None
+        elif isinstance(platform, KillRestart):
+            running = platform.is_running(endpoint.index)
         entry: dict[str, Any] = {
             "index": endpoint.index,
             "grpc": endpoint.grpc,
             "ops": endpoint.ops,
             "pid": pids.get(endpoint.index),
-            "running": pids.get(endpoint.index) is not None if pids else None,
+            "running": running,
         }
-        if entry["running"] is False:
+        if running is False:
             entry["error"] = "not running (killed or stopped)"
-        elif client_of is not None:
+        elif isinstance(platform, NodeAccess):
             try:
-                node = client_of(endpoint.index).status()
+                node = platform.client(endpoint.index).status()
                 entry.update(
                     height=node.height,
                     round=node.round,
@@ -77,29 +95,30 @@ def collect_status(platform: Platform, run_root: Any) -> dict[str, Any]:
             except PlatformError as error:
                 entry["error"] = str(error)
         validators.append(entry)
-    url = platform.prometheus_url()
+    url = platform.prometheus_url() if isinstance(platform, PrometheusAccess) else None
+    ready = False
+    if url is not None:
+        with PromQuery(url, timeout_s=PROMETHEUS_TIMEOUT_S, retries=0) as prom:
+            ready = prom.ready()
     faults: list[dict[str, Any]] = []
-    active_of = getattr(platform, "active_faults", None)
-    if callable(active_of):
-        for index, items in sorted(active_of().items()):
+    if isinstance(platform, NodeFaults):
+        for index, items in sorted(platform.active_faults().items()):
             faults += [{"validator": index, **item} for item in items]
-    load = getattr(state, "load", None)
-    load_running = getattr(platform, "load_running", None)
     return {
-        "run_id": run_id,
+        "run_id": record.run_id,
         "platform": platform.name,
-        "run_dir": str(getattr(platform, "run_dir", run_root)),
-        "stopped": getattr(state, "stopped_at", None) is not None,
-        "prometheus": {"url": url, "ready": url is not None and is_ready(url)},
+        "run_dir": str(platform.run_dir),
+        "stopped": record.stopped_at is not None,
+        "prometheus": {"url": url, "ready": ready},
         "validators": validators,
         "killed": [v["index"] for v in validators if v["running"] is False],
         "faults": faults,
         "load": {
-            "running": load_running() if callable(load_running) else None,
-            "started_at": getattr(load, "started_at", None),
-            "duration_s": getattr(load, "duration_s", None),
+            "running": platform.load_running() if isinstance(platform, LoadRunner) else None,
+            "started_at": record.load_started_at,
+            "duration_s": record.load_duration_s,
         },
-        "tps": committed_tps(url),
+        "tps": committed_tps_at(url),
     }
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli import (
+from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
     JsonOption,
     PlatformName,
@@ -20,14 +20,17 @@ from orchestrator.cli import (
     ScenarioArgument,
     SetOption,
     load_plan,
-    sim_summary,
 )
-from orchestrator.commands import committed_tps, echo_json
+from orchestrator.commands.output import echo_json, sim_summary
+from orchestrator.commands.progress import Progress
 from orchestrator.errors import UsageError
-from orchestrator.platforms import Platform, get_platform
-from orchestrator.progress import Progress
+from orchestrator.platforms import get_platform
+from orchestrator.platforms.capabilities import NodeAccess, PrometheusAccess, Simulator
+from orchestrator.scenario.plan import Plan
+from orchestrator.stages.down import tear_down
+from orchestrator.stages.live import committed_tps
+from orchestrator.stages.up import DEFAULT_READY_TIMEOUT_S, bring_up
 
-DEFAULT_READY_TIMEOUT_S = 120.0
 INTERRUPTED_EXIT = 130
 
 
@@ -86,28 +89,39 @@ def register(app: typer.Typer) -> None:
         directory = run_dir / plan.run_id
         if base_port is not None and platform is not PlatformName.local:
             raise UsageError("--base-port applies to --platform local only")
-        if platform is PlatformName.sim:
-            _simulate(plan, directory, timeout, json_output)
+        options = {"base_port": base_port} if base_port is not None else {}
+        target = get_platform(platform.value, directory, **options)
+        if isinstance(target, Simulator):
+            _simulate(target, plan, directory, timeout, json_output)
             return
-        target = _platform(platform, directory, base_port)
         progress = Progress(sys.stderr)
         progress.stage(f"deploying {plan.network.validators} validators ({platform.value})")
+
+        total = plan.network.validators
+
+        def report(stage: str, count: int, height: int) -> None:
+            tps = committed_tps(target) if stage != "starting" else None
+            progress.update(height=height or None, tps=tps, note=f"{stage} {count}/{total}")
+
         try:
-            target.deploy(plan)
-            progress.stage("waiting until ready")
-            _wait_ready(target, timeout or DEFAULT_READY_TIMEOUT_S, progress)
+            bring_up(
+                target,
+                plan,
+                ready_timeout_s=timeout or DEFAULT_READY_TIMEOUT_S,
+                on_progress=report,
+            )
         except KeyboardInterrupt:
             progress.done("interrupted")
             if not keep_going:
-                target.destroy()
+                tear_down(target)
             raise typer.Exit(code=INTERRUPTED_EXIT) from None
         except BaseException:
             progress.done()
             if not keep_going:
-                target.destroy()
+                tear_down(target)
             raise
         progress.done(f"ready after {progress.elapsed_s:.1f}s")
-        summary = _summary(target, plan.run_id, directory)
+        summary = _summary(target, platform, plan.run_id, directory)
         if json_output:
             echo_json(summary)
             return
@@ -122,47 +136,23 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"next: aitbc-testnet status --run-id {plan.run_id} --run-dir {run_dir}")
 
 
-def _platform(platform: PlatformName, directory: Path, base_port: int | None) -> Platform:
-    if platform is PlatformName.local:
-        from orchestrator.platforms.local import LocalPlatform
-
-        return LocalPlatform(directory, base_port=base_port)
-    return get_platform(platform.value, directory)
-
-
-def _wait_ready(target: Platform, timeout_s: float, progress: Progress) -> None:
-    from orchestrator.platforms.local import LocalPlatform
-
-    if not isinstance(target, LocalPlatform):
-        target.wait_ready(timeout_s)
-        return
-    total = len(target.endpoints())
-
-    def report(stage: str, count: int, height: int) -> None:
-        tps = committed_tps(target.prometheus_url()) if stage != "starting" else None
-        progress.update(height=height or None, tps=tps, note=f"{stage} {count}/{total}")
-
-    target.wait_ready(timeout_s, on_progress=report)
-
-
-def _summary(target: Platform, run_id: str, directory: Path) -> dict[str, Any]:
+def _summary(
+    target: object, platform: PlatformName, run_id: str, directory: Path
+) -> dict[str, Any]:
+    endpoints = target.endpoints() if isinstance(target, NodeAccess) else []
     return {
         "run_id": run_id,
-        "platform": target.name,
+        "platform": platform.value,
         "run_dir": str(directory),
-        "prometheus_url": target.prometheus_url(),
-        "validators": [
-            {"index": e.index, "grpc": e.grpc, "ops": e.ops} for e in target.endpoints()
-        ],
+        "prometheus_url": target.prometheus_url() if isinstance(target, PrometheusAccess) else None,
+        "validators": [{"index": e.index, "grpc": e.grpc, "ops": e.ops} for e in endpoints],
     }
 
 
-def _simulate(plan: Any, directory: Path, timeout: float | None, json_output: bool) -> None:
-    from orchestrator.platforms.sim import SimPlatform, default_timeout_s
-
-    simulator = get_platform("sim", directory)
-    assert isinstance(simulator, SimPlatform)
-    budget = timeout if timeout is not None else default_timeout_s(plan)
+def _simulate(
+    simulator: Simulator, plan: Plan, directory: Path, timeout: float | None, json_output: bool
+) -> None:
+    budget = timeout if timeout is not None else simulator.budget_s(plan)
     typer.echo(
         f"simulating {plan.name}: {plan.network.validators} validators, "
         f"{plan.sim.blocks} blocks, crypto {plan.sim.crypto} (up to {budget:g} s) ...",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.history.errors import HistoryUsageError
-from orchestrator.report_model import Report
+from orchestrator.report.model import Report
 
 
 @dataclass(frozen=True)

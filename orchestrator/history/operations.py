@@ -16,7 +16,7 @@ from orchestrator.history.errors import HistoryUsageError
 from orchestrator.history.metrics import HEADLINE_METRICS, HeadlineMetric, metric_named
 from orchestrator.history.store import AddResult, HistoryStore, SeriesSummary
 from orchestrator.history.trend import render_trend, write_trend
-from orchestrator.report_model import find_report, read_report
+from orchestrator.report.model import find_report, read_report
 
 DEFAULT_RECENT_RUNS = 5
 DEFAULT_SETTINGS = DetectionSettings()

@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator.history.errors import HistoryStoreError
 from orchestrator.history.metrics import headline_values
-from orchestrator.report_model import Report
+from orchestrator.report.model import Report
 
 DEFAULT_HISTORY_PATH = Path(".aitbc") / "history.sqlite"
 SCHEMA_VERSION = 1

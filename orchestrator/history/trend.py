@@ -16,8 +16,8 @@ from markupsafe import Markup
 
 from orchestrator.history.analysis import MetricHistory
 from orchestrator.history.store import RunRecord, SeriesKey, SeriesSummary
-from orchestrator.report import Shade, line_chart
-from orchestrator.report_model import Series
+from orchestrator.report.model import Series
+from orchestrator.report.render import Shade, line_chart
 
 TREND_FILE = "trend.html"
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.helm_engine import RenderedManifest
+from orchestrator.external.helm import RenderedManifest
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "helm" / "aitbc-testnet"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chart_support import CHART_DIR, NAMESPACE, RELEASE, Render, network_values
 
-from orchestrator.helm_engine import RenderedManifest, render_chart
+from orchestrator.external.helm import RenderedManifest, render_chart
 
 
 @pytest.fixture(scope="session")

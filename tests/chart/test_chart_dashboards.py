@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from chart_support import CHART_DIR, DASHBOARDS_DIR, REPO
 
-from orchestrator.dashboards import DashboardError, PanelQuery, panel_queries
+from orchestrator.measure.dashboards import DashboardError, PanelQuery, panel_queries
 
 OVERVIEW = DASHBOARDS_DIR / "aitbc-overview.json"
 VALIDATOR = DASHBOARDS_DIR / "aitbc-validator.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from chart_support import CHART_DIR, REPO
 
-from orchestrator import chart_values
+from orchestrator.platforms.kubernetes import chart_values
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_an_installed_wheel_renders_the_chart_it_ships(
     # The installed package alone, run from outside the source tree (its dependencies come from
     # this venv, whose editable install of the checkout comes after PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
-    where = "from orchestrator.chart_values import CHART_DIR; print(CHART_DIR)"
+    where = "from orchestrator.platforms.kubernetes.chart_values import CHART_DIR as d; print(d)"
     chart = Path(_run([sys.executable, "-c", where], cwd=tmp_path, env=env).strip())
     assert chart == site / IN_WHEEL.rstrip("/")
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chart_support import Render, by_kind, one
 
-from orchestrator.helm_engine import RenderedManifest
+from orchestrator.external.helm import RenderedManifest
 
 EVERYTHING_ON: dict[str, Any] = {
     "loadgen": {"enabled": True},

@@ -17,8 +17,8 @@ from chart_support import FULLNAME, Render, by_kind, network_values
 # unregistered on the app (the CLI registers the modules of orchestrator.commands at import).
 import orchestrator.cli  # noqa: F401
 from orchestrator.commands.render import render_scenario
-from orchestrator.helm_engine import ChartValuesError, RenderedManifest
-from orchestrator.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
+from orchestrator.external.helm import ChartValuesError, RenderedManifest
+from orchestrator.external.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
 
 GENESIS_PATH = "/etc/aitbc/genesis.json"
 MASTER = f"{FULLNAME}-loadgen-master"

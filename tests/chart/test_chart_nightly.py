@@ -18,8 +18,8 @@ from chart_support import CHART_DIR, FULLNAME, NAMESPACE, Render, by_kind, kind_
 # unregistered on the app (the CLI registers the modules of orchestrator.commands at import).
 import orchestrator.cli  # noqa: F401
 from orchestrator.commands.render import render_scenario
-from orchestrator.helm_engine import ChartValuesError, RenderedManifest, lint_chart
-from orchestrator.manifest_validation import check_manifests
+from orchestrator.external.helm import ChartValuesError, RenderedManifest, lint_chart
+from orchestrator.external.manifest_validation import check_manifests
 
 NIGHTLY = f"{FULLNAME}-nightly"
 NIGHTLY_ONLY: dict[str, Any] = {"testnet": {"enabled": False}, "nightly": {"enabled": True}}

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from chart_support import CHART_DIR, FULLNAME, NAMESPACE, Render, by_kind, kind_names, one
 
-from orchestrator.helm_engine import RenderedManifest, lint_chart, render_notes, write_manifests
-from orchestrator.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
+from orchestrator.external.helm import RenderedManifest, lint_chart, render_notes, write_manifests
+from orchestrator.external.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
 
 ALL_TOGGLES: dict[str, Any] = {
     "loadgen": {"enabled": True},

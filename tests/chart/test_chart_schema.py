@@ -11,7 +11,7 @@ import pytest
 import yaml
 from chart_support import CHART_DIR, Render
 
-from orchestrator.helm_engine import ChartValuesError, lint_chart
+from orchestrator.external.helm import ChartValuesError, lint_chart
 
 REJECTED: list[tuple[dict[str, Any], list[str]]] = [
     ({"validators": 0}, ["at '/validators'", "minimum: got 0, want 1"]),

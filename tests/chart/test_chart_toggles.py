@@ -9,7 +9,7 @@ import pytest
 import yaml
 from chart_support import DASHBOARDS_DIR, FULLNAME, NAMESPACE, Render, by_kind, kind_names, one
 
-from orchestrator.helm_engine import RenderedManifest
+from orchestrator.external.helm import RenderedManifest
 
 BASE_VALUES: dict[str, Any] = {"validators": 7, "authorities": 7}
 EXPERIMENTS = [
@@ -139,7 +139,11 @@ def test_pod_monitor_selects_validators_and_loadgen_with_the_release_label(
             "regex": "(.+)",
             "targetLabel": "validator",
             "action": "replace",
-        }
+        },
+        {"targetLabel": "job", "replacement": "aitbc-validators", "action": "replace"},
+    ]
+    assert loadgen["relabelings"] == [
+        {"targetLabel": "job", "replacement": "aitbc-loadgen", "action": "replace"}
     ]
 
 

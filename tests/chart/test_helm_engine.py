@@ -1,4 +1,4 @@
-"""orchestrator.helm_engine over a small chart made for the purpose and the real Helm engine:
+"""orchestrator.external.helm over a small chart made for the purpose and the real Helm engine:
 what is filtered, how documents are split and named, and what each failure says."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.helm_engine import (
+from orchestrator.external.helm import (
     ChartValuesError,
     HelmEngineError,
     RenderedManifest,

@@ -1,4 +1,4 @@
-"""orchestrator.manifest_validation over kubernetes-validate: errors name the object, the
+"""orchestrator.external.manifest_validation over kubernetes-validate: errors name the object, the
 Kubernetes version and the field; custom resources are skipped; removed APIs and missing
 schema versions are reported clearly."""
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.helm_engine import RenderedManifest
-from orchestrator.manifest_validation import (
+from orchestrator.external.helm import RenderedManifest
+from orchestrator.external.manifest_validation import (
     DEFAULT_KUBERNETES_VERSIONS,
     UnsupportedKubernetesVersionError,
     check_manifests,

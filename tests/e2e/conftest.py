@@ -19,11 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.platforms.local import STATE_FILE, LocalPlatform, RunState, process_alive
+from orchestrator.platforms.local import LocalPlatform
+from orchestrator.platforms.local.processes import process_alive
+from orchestrator.platforms.local.state import RunState, all_processes
+from orchestrator.platforms.run_dirs import STATE_FILE
 
 CLI_BOOT = "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"
 """``aitbc-testnet`` with this interpreter (no reliance on the console script being on PATH)."""
-CLI_TIMEOUT_S = 180.0
+CLI_TIMEOUT_S = 900.0
+"""A bound on one CLI command (seconds to minutes; generous for a busy machine)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def run_cli(
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate()
         pytest.fail(f"aitbc-testnet {' '.join(args)} ran over {timeout_s}s:\n{stderr}")
     return CliResult(process.returncode, stdout, stderr)
 
@@ -82,7 +86,9 @@ def alive_processes(root: Path) -> list[str]:
     for directory, _ in run_states(root):
         platform = LocalPlatform.attach(directory)
         alive += [
-            f"{name} {record.pid}" for name, record in platform.all_pids() if process_alive(record)
+            f"{name} {record.pid}"
+            for name, record in all_processes(platform.state)
+            if process_alive(record)
         ]
     return alive
 

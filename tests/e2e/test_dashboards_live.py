@@ -22,10 +22,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator.dashboards import PanelQuery, panel_queries
-from orchestrator.platforms.local import STATE_FILE, RunState
+from orchestrator.measure.dashboards import PanelQuery, panel_queries
+from orchestrator.platforms.local.state import RunState
+from orchestrator.platforms.run_dirs import STATE_FILE
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+BOUND_S = 180.0
+"""The bound on waiting for a condition (seconds on an idle machine)."""
 
 RUN_ID = "e2e-dashboards"
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
@@ -45,7 +48,7 @@ class LoadedRun:
 
 def prom_result(url: str, promql: str) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as reply:
+    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=60) as reply:
         document = json.loads(reply.read())
     assert document["status"] == "success", (promql, document)
     result = document["data"]["result"]
@@ -60,12 +63,19 @@ def finite_series(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def prom_range(url: str, promql: str, start: float, end: float) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": "1s"})
-    with urllib.request.urlopen(f"{url}/api/v1/query_range?{query}", timeout=5) as reply:
+    with urllib.request.urlopen(f"{url}/api/v1/query_range?{query}", timeout=60) as reply:
         document = json.loads(reply.read())
     assert document["status"] == "success", (promql, document)
     result = document["data"]["result"]
     assert isinstance(result, list), (promql, document)
     return result
+
+
+def wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + BOUND_S
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold within the bound"
+        time.sleep(0.5)
 
 
 def annotation_queries() -> list[tuple[str, str]]:
@@ -113,7 +123,12 @@ def loaded_run(cli: Any, module_run_root: Path) -> Iterator[LoadedRun]:
             text=True,
         )
         try:
-            time.sleep(4)  # the load is flowing before the cut
+            # the load is flowing (Prometheus saw acknowledged transactions) before the cut
+            wait_until(
+                lambda: finite_series(
+                    prom_result(state.prometheus.url, "sum(aitbc_loadgen_acked_txs_total) > 0")
+                )
+            )
             fault_start = time.time()
             fault = cli.run(
                 "fault", "partition", "--target", "minority-third", "--duration", "5s",
@@ -122,15 +137,25 @@ def loaded_run(cli: Any, module_run_root: Path) -> Iterator[LoadedRun]:
             assert fault.code == 0, fault.output
             assert "cleared: partition" in fault.stdout, fault.output
             fault_end = time.time()
-            stdout, stderr = load.communicate(timeout=LOAD_S + 40)
+            stdout, stderr = load.communicate(timeout=LOAD_S + 300)
         finally:
             if load.poll() is None:
                 load.kill()
-                load.wait(timeout=10)
+                load.wait()
         assert load.returncode == 0, stderr
         totals = json.loads(stdout)["totals"]
         assert totals["acked"] > 0 and totals["probes"].get("committed", 0) > 0, totals
-        time.sleep(2)  # one more scrape of every validator after the load
+        load_end = time.time()  # one more scrape of every validator after the load
+        wait_until(
+            lambda: (
+                (
+                    stamps := finite_series(
+                        prom_result(state.prometheus.url, "timestamp(aitbc_block_height)")
+                    )
+                )
+                and min(float(s["value"][1]) for s in stamps) > load_end
+            )
+        )
         yield LoadedRun(state.prometheus.url, fault_start, fault_end)
     finally:
         down = cli.run("down", "--run-dir", str(module_run_root), "--run-id", RUN_ID)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan import resolve_plan
+from orchestrator.faults.driver import apply_fault, clear_fault
 from orchestrator.platforms.kubernetes import KubernetesOptions, KubernetesPlatform
-from orchestrator.scenario_loader import load_scenario
+from orchestrator.scenario.loader import load_scenario
+from orchestrator.scenario.plan import resolve_plan
 
 pytestmark = [
     pytest.mark.e2e_kind,
@@ -70,9 +71,9 @@ def test_platform_stages_on_kind(tmp_path: Path) -> None:
         assert _get(f"http://{endpoints[0].ops}/readyz") == 200
 
         partition = plan.faults[0]
-        platform.apply_fault(partition)
+        apply_fault(platform, partition)
         assert any(faults for faults in platform.active_faults().values())
-        platform.clear_fault(partition)
+        clear_fault(platform, partition)
         assert not any(platform.active_faults().values())
 
         platform.kill(1)

@@ -18,11 +18,17 @@ from typing import Any
 
 import pytest
 
-from orchestrator.platforms.local import STATE_FILE, ProcessRecord, RunState, process_alive
+from orchestrator.measure.promql import VALIDATOR_JOB
+from orchestrator.platforms.local.processes import process_alive
+from orchestrator.platforms.local.state import ProcessRecord, RunState
+from orchestrator.platforms.run_dirs import STATE_FILE
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 RUN_ID = "e2e-smoke"
+BOUND_S = 180.0
+"""The bound on every wait here: conditions are met in seconds on an idle machine; a busy one
+(two cores, other test suites) may take many times longer, and that must not fail a test."""
 SEEN: dict[tuple[int, int], ProcessRecord] = {}
 """Every process record the run showed at any time (pid, start ticks) -> record."""
 
@@ -52,7 +58,7 @@ def heights(cli: Any, root: Path) -> list[int | None]:
 
 def prom_query(url: str, promql: str) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as reply:
+    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=60) as reply:
         document = json.loads(reply.read())
     assert document["status"] == "success", document
     result = document["data"]["result"]
@@ -65,7 +71,7 @@ def prom_value(url: str, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def wait_for(condition: Any, timeout_s: float, interval_s: float = 0.5) -> Any:
+def wait_for(condition: Any, timeout_s: float = BOUND_S, interval_s: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
@@ -78,7 +84,6 @@ def wait_for(condition: Any, timeout_s: float, interval_s: float = 0.5) -> Any:
 def smoke(cli: Any, module_run_root: Path) -> dict[str, Any]:
     """``up devnet-smoke`` once for the module: the run root, its output, Prometheus' URL."""
     root = module_run_root
-    started = time.monotonic()
     result = cli.run("up", "devnet-smoke", "--run-dir", str(root), "--run-id", RUN_ID)
     assert result.code == 0, result.output
     state = remember(root)
@@ -86,7 +91,6 @@ def smoke(cli: Any, module_run_root: Path) -> dict[str, Any]:
         "root": root,
         "stdout": result.stdout,
         "stderr": result.stderr,
-        "up_s": time.monotonic() - started,
         "prometheus": state.prometheus.url,
         "state": state,
     }
@@ -102,67 +106,58 @@ def test_up_reports_the_run_and_status_shows_rising_heights(
     for validator in state.validators:
         assert f"grpc {validator.grpc}" in out and f"ops {validator.ops}" in out
     assert "ready after" in smoke["stderr"]  # the progress lines
-    assert smoke["up_s"] < 60
 
     first = status(cli, root)
     assert first["run_id"] == RUN_ID and first["platform"] == "local" and not first["stopped"]
     assert len(first["validators"]) == 4
     assert all(v["running"] and v["ready"] and v["mode"] == "balanced" for v in first["validators"])
     assert first["prometheus"]["ready"] is True
-    with urllib.request.urlopen(f"{first['prometheus']['url']}/-/ready", timeout=5) as reply:
+    with urllib.request.urlopen(f"{first['prometheus']['url']}/-/ready", timeout=60) as reply:
         assert reply.status == 200
     before = [v["height"] for v in first["validators"]]
     later = wait_for(
-        lambda: (h := heights(cli, root)) and all(a > b for a, b in zip(h, before, strict=True)),
-        timeout_s=20,
+        lambda: (h := heights(cli, root)) and all(a > b for a, b in zip(h, before, strict=True))
     )
     assert later, f"heights did not rise from {before}"
     # Prometheus scrapes every validator, labelled by index, under the validator job.
-    scraped = prom_query(smoke["prometheus"], 'up{job="aitbc-validator"} == 1')  # at once
+    scraped = prom_query(smoke["prometheus"], f'up{{job="{VALIDATOR_JOB}"}} == 1')  # at once
     assert sorted(int(s["metric"]["validator"]) for s in scraped) == [0, 1, 2, 3]
 
 
 def test_partition_is_visible_in_prometheus(cli: Any, smoke: dict[str, Any]) -> None:
     root, url = smoke["root"], smoke["prometheus"]
-    argv = cli.argv(
+    result = cli.run(
         "fault", "partition", "--target", "minority-third", "--duration", "10s",
         "--run-dir", str(root), "--run-id", RUN_ID,
     )  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        active_query = 'sum(aitbc_fault_active{kind="partition"})'
-        # one partition fault on every validator: the cut one drops 3 peers, the others it
-        seen = wait_for(lambda: prom_value(url, active_query) == 4, timeout_s=9)
-        assert seen, prom_query(url, 'aitbc_fault_active{kind="partition"}')
-        cut = prom_query(url, 'aitbc_fault_active{kind="partition"} > 0')
-        assert len(cut) == 4
-        stdout, stderr = process.communicate(timeout=40)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert process.returncode == 0, stderr
-    assert "applied: partition minority-third -> ids [" in stdout
-    assert "cleared: partition" in stdout
-    assert wait_for(lambda: prom_value(url, active_query) == 0, timeout_s=10)
+    assert result.code == 0, result.output
+    assert "applied: partition minority-third -> ids [" in result.stdout
+    assert "cleared: partition" in result.stdout
+    # one partition fault on every validator at once (the cut one drops 3 peers, the others
+    # drop it), seen in the 10 s it lasted; afterwards none
+    active = 'sum(aitbc_fault_active{kind="partition"})'
+    assert wait_for(lambda: prom_value(url, f"max_over_time(({active})[5m:1s])") == 4), prom_query(
+        url, 'max_over_time(aitbc_fault_active{kind="partition"}[5m])'
+    )
+    assert wait_for(lambda: prom_value(url, active) == 0)
     assert status(cli, root)["faults"] == []
 
 
 def test_ctrl_c_during_a_fault_clears_it(cli: Any, smoke: dict[str, Any]) -> None:
     root = smoke["root"]
     argv = cli.argv(
-        "fault", "delay", "--target", "half", "--delay-ms", "20", "--duration", "60s",
+        "fault", "delay", "--target", "half", "--delay-ms", "20", "--duration", "10m",
         "--run-dir", str(root), "--run-id", RUN_ID,
     )  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: len(status(cli, root)["faults"]) == 2, timeout_s=20)
+        assert wait_for(lambda: len(status(cli, root)["faults"]) == 2)
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate(timeout=BOUND_S)
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait(timeout=10)
+            process.wait()
     assert process.returncode == 130, stderr
     assert "cleared: delay" in stdout and "Traceback" not in stderr
     assert status(cli, root)["faults"] == []
@@ -215,8 +210,7 @@ def test_kill_and_restart_a_validator_that_catches_up(cli: Any, smoke: dict[str,
     assert down["killed"] == [2] and down["validators"][2]["pid"] is None
     others = [v["height"] for v in down["validators"] if v["index"] != 2]
     assert wait_for(  # the other three keep committing
-        lambda: min(h for i, h in enumerate(heights(cli, root)) if i != 2) > max(others),
-        timeout_s=30,
+        lambda: min(h for i, h in enumerate(heights(cli, root)) if i != 2) > max(others)
     )
     result = cli.run("fault", "restart", *args)
     assert result.code == 0, result.output
@@ -228,7 +222,7 @@ def test_kill_and_restart_a_validator_that_catches_up(cli: Any, smoke: dict[str,
         now = [h if h is not None else -1 for h in heights(cli, root)]
         return now[2] >= max(now) - 2
 
-    assert wait_for(caught_up, timeout_s=60), heights(cli, root)
+    assert wait_for(caught_up), heights(cli, root)
 
 
 def test_down_leaves_no_process_of_the_run_alive(cli: Any, smoke: dict[str, Any]) -> None:

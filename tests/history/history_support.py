@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestrator.report_model import (
+from orchestrator.report.model import (
     E2eLatencyMs,
     FinalityMs,
     Measurements,

@@ -20,7 +20,7 @@ from orchestrator.history import (
     show_metric,
     trend_page,
 )
-from orchestrator.report_model import write_report
+from orchestrator.report.model import write_report
 
 
 def fill(store: HistoryStore, tps: list[float], p99: list[float] | None = None) -> None:

@@ -12,7 +12,7 @@ from history_support import PARAMS, make_report
 from orchestrator.history.errors import HistoryStoreError
 from orchestrator.history.metrics import HEADLINE_METRICS, headline_values
 from orchestrator.history.store import HistoryStore, key_params, params_digest, series_key
-from orchestrator.report_model import FaultResult, SafetyViolation
+from orchestrator.report.model import FaultResult, SafetyViolation
 
 
 def test_a_report_is_kept_with_its_key_commit_and_headline_metrics(tmp_path: Path) -> None:

@@ -44,6 +44,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 #: How long a client call waits at most (a partitioned node must never block a test).
 RPC_TIMEOUT_S = 10.0
+MIN_PATIENCE_S = 180.0
+"""The least any wait here allows. A call site's ``timeout`` says how long its condition takes
+on a quiet machine; on two busy cores (other test workers, other suites) it can take many times
+that. A wait bound only stops a hung test: speed is measured by `make bench`, never asserted."""
 HTTP_TIMEOUT_S = 5.0
 #: Amount of every test transfer (fees are 0, so transfers never change the accounts' sum).
 TRANSFER_AMOUNT = 1
@@ -209,8 +213,10 @@ class LocalNetwork:
 
     def terminate(self, index: int, timeout: float = 15.0) -> tuple[int, float]:
         """SIGTERM validator ``index``; returns (exit code, seconds it took to exit). Kills it
-        with SIGKILL and raises ``TestnetError`` when it outlives ``timeout``."""
+        with SIGKILL and raises ``TestnetError`` when it outlives ``timeout`` (at least
+        MIN_PATIENCE_S)."""
         proc = self._procs[index]
+        timeout = max(timeout, MIN_PATIENCE_S)
         began = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         try:
@@ -407,8 +413,10 @@ class LocalNetwork:
         poll_s: float = 0.1,
     ) -> float:
         """Poll ``condition`` until true; returns the seconds waited. Raises ``TestnetError``
-        naming ``what`` after ``timeout`` or when a watched node dies."""
+        naming ``what`` after ``timeout`` (at least MIN_PATIENCE_S) or when a watched node
+        dies."""
         watched = self._indices(watch)
+        timeout = max(timeout, MIN_PATIENCE_S)
         began = time.monotonic()
         while True:
             self.require_alive(watched)

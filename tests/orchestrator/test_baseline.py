@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.baseline import compare, compare_metric, format_comparison, parse_regression
 from orchestrator.cli import app
 from orchestrator.errors import UsageError
-from orchestrator.report_model import (
+from orchestrator.report.baseline import (
+    compare,
+    compare_metric,
+    format_comparison,
+    parse_regression,
+)
+from orchestrator.report.model import (
     CriterionResult,
     E2eLatencyMs,
     FinalityMs,

@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.plan import resolve_plan
-from orchestrator.scenario_loader import builtin_dir, builtin_scenarios, load_scenario
+from orchestrator.scenario.loader import builtin_dir, builtin_scenarios, load_scenario
+from orchestrator.scenario.plan import resolve_plan
 
 EXPECTED = ["byzantine", "churn", "crash-recovery", "devnet", "devnet-smoke", "nightly", "staging"]
 

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from orchestrator import cli
 from orchestrator.cli import app, main
+from orchestrator.commands.options import PlatformName
+from orchestrator.platforms import PLATFORM_NAMES
 
 COMMANDS = ["validate", "scenarios", "up"]
 
@@ -56,6 +58,10 @@ def test_validate_shortens_long_id_lists(runner: CliRunner) -> None:
     result = runner.invoke(app, ["validate", "devnet"])
     assert result.exit_code == 0
     assert "...] (33 validators)" in result.stdout
+
+
+def test_the_platform_choices_are_the_registrys() -> None:
+    assert tuple(name.value for name in PlatformName) == PLATFORM_NAMES
 
 
 def test_bad_flag_value_exits_2(runner: CliRunner) -> None:
@@ -136,7 +142,7 @@ def commands_package(tmp_path: Path) -> Iterator[Path]:
     (folder / "__init__.py").write_text("")
     (folder / "hello.py").write_text(
         "import typer\n"
-        "from orchestrator.cli import PlatformOption, PlatformName\n\n"
+        "from orchestrator.commands.options import PlatformOption, PlatformName\n\n"
         "def register(app: typer.Typer) -> None:\n"
         "    @app.command(help='Say hello. Example: aitbc-testnet hello')\n"
         "    def hello(platform: PlatformOption = PlatformName.local) -> None:\n"
@@ -154,7 +160,7 @@ def commands_package(tmp_path: Path) -> Iterator[Path]:
 def test_command_modules_register_on_the_app(commands_package: Path, runner: CliRunner) -> None:
     fresh = typer.Typer(cls=cli.AitbcGroup)
     fresh.command()(cli.scenarios)
-    cli._register_command_modules(fresh)
+    cli.register_command_modules(fresh)
     result = runner.invoke(fresh, ["hello", "--platform", "sim"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "hello from sim\n"

@@ -6,9 +6,8 @@ import dataclasses
 
 import pytest
 
-from orchestrator.criteria import judge, judge_recovery, judge_safety, verdict
-from orchestrator.plan import CriteriaPlan
-from orchestrator.report_model import (
+from orchestrator.measure.criteria import judge, judge_recovery, judge_safety, verdict
+from orchestrator.report.model import (
     E2eLatencyMs,
     FaultResult,
     FinalityMs,
@@ -17,6 +16,7 @@ from orchestrator.report_model import (
     SafetyViolation,
     TpsMeasurement,
 )
+from orchestrator.scenario.plan import CriteriaPlan
 
 ALL = CriteriaPlan(
     min_tps=180,

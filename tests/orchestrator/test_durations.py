@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.durations import format_duration, parse_duration
+from orchestrator.scenario.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,45 @@
-"""The fault timeline engine's timing and bookkeeping, against a platform that records calls
-(the real local platform is exercised by tests/e2e)."""
+"""The fault timeline's order and bookkeeping, on the in-memory platform and a clock the test
+moves by hand: each step sets the time and waits (on a condition, with a generous bound) until
+the timeline's thread has done what is due, so nothing depends on how fast the machine is.
+The real local platform is exercised by tests/e2e."""
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from memory_platform import MemoryPlatform
 
-from orchestrator.fault_engine import FaultRecord, FaultTimeline
-from orchestrator.plan import Plan, PlannedFault
-from orchestrator.platforms.base import Endpoint, Platform, PlatformError
-from orchestrator.voting_power import PowerFractions
+from orchestrator.errors import CapabilityError
+from orchestrator.faults.driver import apply_fault
+from orchestrator.faults.kinds import fault_kind
+from orchestrator.faults.timeline import FaultRecord, FaultTimeline
+from orchestrator.platforms.capabilities import KillRestart, NodeFaults
+from orchestrator.scenario.plan import PlannedFault
+from orchestrator.scenario.voting_power import PowerFractions
 
 NO_FRACTIONS = PowerFractions(0.0, 0.0, 0.0)
+WAIT_BOUND_S = 60.0
+"""A bound on waiting for the timeline's thread (it takes milliseconds)."""
+
+
+class ManualClock:
+    """Time that moves only when the test says."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def set(self, now: float) -> None:
+        with self._lock:
+            self._now = now
 
 
 def fault(
@@ -38,131 +62,112 @@ def fault(
     )
 
 
-class RecordingPlatform:
-    """Records (monotonic time, call, argument); optionally fails chosen calls."""
-
-    name = "recording"
-
-    def __init__(self, fail: set[tuple[str, Any]] | None = None) -> None:
-        self.calls: list[tuple[float, str, Any]] = []
-        self.fail = fail or set()
-        self.lock = threading.Lock()
-
-    def _record(self, call: str, argument: Any) -> None:
-        with self.lock:
-            self.calls.append((time.monotonic(), call, argument))
-        if (call, argument) in self.fail:
-            raise PlatformError(f"{call} {argument} failed on purpose")
-
-    def apply_fault(self, fault: PlannedFault) -> None:
-        self._record("apply", fault.index)
-
-    def clear_fault(self, fault: PlannedFault) -> None:
-        self._record("clear", fault.index)
-
-    def kill(self, index: int) -> None:
-        self._record("kill", index)
-
-    def restart(self, index: int) -> None:
-        self._record("restart", index)
-
-    def deploy(self, plan: Plan) -> None:
-        raise AssertionError("not used")
-
-    def wait_ready(self, timeout_s: float) -> None:
-        raise AssertionError("not used")
-
-    def endpoints(self) -> list[Endpoint]:
-        return []
-
-    def prometheus_url(self) -> str | None:
-        return None
-
-    def start_load(self, plan: Plan) -> None:
-        raise AssertionError("not used")
-
-    def stop_load(self) -> None:
-        pass
-
-    def collect_artifacts(self, dest: Path) -> None:
-        pass
-
-    def destroy(self) -> None:
-        pass
-
-    def sequence(self) -> list[tuple[str, Any]]:
-        return [(call, argument) for _, call, argument in self.calls]
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_BOUND_S
+    while not condition():
+        assert time.monotonic() < deadline, "the timeline did not act within the bound"
+        time.sleep(0.01)
 
 
-def run_timeline(
-    platform: RecordingPlatform, faults: list[PlannedFault], wait_s: float, **kwargs: Any
-) -> tuple[list[FaultRecord], float]:
-    timeline = FaultTimeline(platform, faults, clock=time.monotonic, **kwargs)
-    t0 = time.monotonic()
-    timeline.start(t0)
-    try:
-        time.sleep(wait_s)
-    finally:
-        records = timeline.stop()
-    return records, t0
+class Stepper:
+    """A started timeline of ``faults`` on ``platform``, stepped by hand."""
+
+    def __init__(self, platform: MemoryPlatform, faults: list[PlannedFault], **kwargs: Any) -> None:
+        self.platform = platform
+        self.clock = ManualClock()
+        self.timeline = FaultTimeline(platform, faults, clock=self.clock, **kwargs)
+        self.timeline.start(0.0)
+
+    def at(self, now: float, calls: int) -> None:
+        """Move to ``now`` and wait until the platform saw ``calls`` calls in all and the
+        timeline recorded everything due by then."""
+        self.clock.set(now)
+        wait_until(lambda: len(self.platform.calls()) >= calls)
+        wait_until(lambda: self._settled(now))
+
+    def _settled(self, now: float) -> bool:
+        for record in self.timeline.records():
+            if record.planned_start_s <= now and record.applied_at is None:
+                return False
+            ends = record.planned_end_s is not None and record.planned_end_s <= now
+            if ends and not fault_kind(record.kind).instantaneous and record.cleared_at is None:
+                return False
+        return True
+
+    def stop(self) -> list[FaultRecord]:
+        return self.timeline.stop()
 
 
-def test_recording_platform_is_a_platform() -> None:
-    assert isinstance(RecordingPlatform(), Platform)
+def test_the_memory_platform_has_what_the_timeline_drives() -> None:
+    platform = MemoryPlatform()
+    assert isinstance(platform, NodeFaults) and isinstance(platform, KillRestart)
 
 
 def test_faults_apply_and_clear_at_their_times_and_overlap() -> None:
-    platform = RecordingPlatform()
-    faults = [fault(0, "partition", (1,), 0.1, 0.5), fault(1, "delay", (2, 3), 0.2, 0.35)]
-    records, t0 = run_timeline(platform, faults, 0.8)
-    assert platform.sequence() == [("apply", 0), ("apply", 1), ("clear", 1), ("clear", 0)]
-    when = {(call, arg): at - t0 for at, call, arg in platform.calls}
-    assert when[("apply", 0)] == pytest.approx(0.1, abs=0.08)
-    assert when[("apply", 1)] == pytest.approx(0.2, abs=0.08)
-    assert when[("clear", 1)] == pytest.approx(0.35, abs=0.08)
-    assert when[("clear", 0)] == pytest.approx(0.5, abs=0.08)
+    platform = MemoryPlatform()
+    run = Stepper(
+        platform, [fault(0, "partition", (1,), 0.1, 0.5), fault(1, "delay", (2, 3), 0.2, 0.35)]
+    )
+    run.at(0.1, 1)
+    run.at(0.2, 2)
+    run.at(0.35, 3)
+    run.at(0.5, 4)
+    records = run.stop()
+    assert platform.calls() == [("inject", 0), ("inject", 1), ("remove", 1), ("remove", 0)]
+    assert [(r.applied_at, r.cleared_at) for r in records] == [(0.1, 0.5), (0.2, 0.35)]
     for record in records:
         assert record.applied_verified and record.cleared_verified and record.error is None
-        assert record.applied_at is not None and record.cleared_at is not None
-        assert record.cleared_at > record.applied_at
     assert records[1].ids == (2, 3)
 
 
 def test_open_fault_is_cleared_by_stop() -> None:
-    platform = RecordingPlatform()
-    records, _ = run_timeline(platform, [fault(0, "equivocate", (1,), 0.05, None)], 0.2)
-    assert platform.sequence() == [("apply", 0), ("clear", 0)]
+    platform = MemoryPlatform()
+    run = Stepper(platform, [fault(0, "equivocate", (1,), 0.05, None)])
+    run.at(0.05, 1)
+    records = run.stop()
+    assert platform.calls() == [("inject", 0), ("remove", 0)]
     assert records[0].cleared_verified
     assert records[0].planned_end_s is None
 
 
 def test_stop_before_a_fault_starts_applies_nothing() -> None:
-    platform = RecordingPlatform()
-    records, _ = run_timeline(platform, [fault(0, "pause", (1,), 5.0, 6.0)], 0.1)
-    assert platform.sequence() == []
+    platform = MemoryPlatform()
+    records = Stepper(platform, [fault(0, "pause", (1,), 5.0, 6.0)]).stop()
+    assert platform.calls() == []
     assert records[0].applied_at is None and not records[0].applied_verified
 
 
-def test_stop_in_the_middle_clears_what_is_active() -> None:
-    platform = RecordingPlatform()
-    faults = [fault(0, "partition", (1,), 0.05, 10.0), fault(1, "loss", (2,), 0.1, 10.0)]
-    records, _ = run_timeline(platform, faults, 0.3)
-    assert platform.sequence() == [("apply", 0), ("apply", 1), ("clear", 1), ("clear", 0)]
+def test_stop_in_the_middle_clears_what_is_active_latest_first() -> None:
+    platform = MemoryPlatform()
+    run = Stepper(
+        platform, [fault(0, "partition", (1,), 0.05, 10.0), fault(1, "loss", (2,), 0.1, 10.0)]
+    )
+    run.at(0.1, 2)
+    records = run.stop()
+    assert platform.calls() == [("inject", 0), ("inject", 1), ("remove", 1), ("remove", 0)]
     assert all(record.cleared_verified for record in records)
+    assert not platform.active
 
 
 def test_clear_before_apply_at_the_same_time() -> None:
-    platform = RecordingPlatform()
-    faults = [fault(0, "partition", (1,), 0.05, 0.2), fault(1, "partition", (2,), 0.2, 0.3)]
-    run_timeline(platform, faults, 0.5)
-    assert platform.sequence() == [("apply", 0), ("clear", 0), ("apply", 1), ("clear", 1)]
+    platform = MemoryPlatform()
+    run = Stepper(
+        platform, [fault(0, "partition", (1,), 0.05, 0.2), fault(1, "partition", (2,), 0.2, 0.3)]
+    )
+    run.at(0.05, 1)
+    run.at(0.2, 3)
+    run.at(0.3, 4)
+    run.stop()
+    assert platform.calls() == [("inject", 0), ("remove", 0), ("inject", 1), ("remove", 1)]
 
 
 def test_churn_expands_into_kills_and_restarts() -> None:
-    platform = RecordingPlatform()
-    churn = fault(0, "churn", (1, 2), 0.05, 0.5, every=0.2, downtime=0.1)
-    records, t0 = run_timeline(platform, [churn], 0.7)
-    assert platform.sequence() == [
+    platform = MemoryPlatform()
+    run = Stepper(platform, [fault(0, "churn", (1, 2), 0.5, 5.0, every=2.0, downtime=1.0)])
+    for calls, now in enumerate((0.5, 1.5, 2.5, 3.5, 4.5, 5.0), start=1):
+        run.at(now, calls)
+    records = run.stop()
+    assert platform.calls() == [
         ("kill", 1),
         ("restart", 1),
         ("kill", 2),
@@ -171,73 +176,107 @@ def test_churn_expands_into_kills_and_restarts() -> None:
         ("restart", 1),
     ]
     assert [record.ids for record in records] == [(1,), (2,), (1,)]
-    assert [record.planned_start_s for record in records] == pytest.approx([0.05, 0.25, 0.45])
-    assert [record.planned_end_s for record in records] == pytest.approx([0.15, 0.35, 0.5])
+    assert [record.planned_start_s for record in records] == [0.5, 2.5, 4.5]
+    assert [record.planned_end_s for record in records] == [1.5, 3.5, 5.0]
+    assert [record.applied_at for record in records] == [0.5, 2.5, 4.5]
     assert all(record.kind == "churn" and record.index == 0 for record in records)
-    first_kill = next(at for at, call, _ in platform.calls if call == "kill")
-    assert first_kill - t0 == pytest.approx(0.05, abs=0.08)
 
 
 def test_open_churn_stops_at_the_horizon() -> None:
-    platform = RecordingPlatform()
     churn = fault(0, "churn", (3,), 0.0, None, every=0.1, downtime=0.05)
-    timeline = FaultTimeline(platform, [churn], clock=time.monotonic, horizon_s=0.25)
+    timeline = FaultTimeline(MemoryPlatform(), [churn], clock=ManualClock(), horizon_s=0.25)
     assert len(timeline.records()) == 3
 
 
 def test_failed_apply_is_recorded_and_still_cleared() -> None:
-    platform = RecordingPlatform(fail={("apply", 0)})
+    platform = MemoryPlatform(fail={("inject", 0)})
     events: list[str] = []
-    records, _ = run_timeline(
-        platform, [fault(0, "delay", (1,), 0.05, 0.15)], 0.3, on_event=events.append
-    )
-    record = records[0]
+    run = Stepper(platform, [fault(0, "delay", (1,), 0.05, 0.15)], on_event=events.append)
+    run.at(0.05, 1)
+    run.at(0.15, 2)
+    record = run.stop()[0]
     assert not record.applied_verified
     assert record.error is not None and "failed on purpose" in record.error
-    assert platform.sequence() == [("apply", 0), ("clear", 0)]  # a partial apply is undone
+    assert platform.calls() == [("inject", 0), ("remove", 0)]  # a partial apply is undone
     assert record.cleared_verified
     assert any("apply FAILED" in line for line in events)
 
 
 def test_failed_clear_keeps_the_error() -> None:
-    platform = RecordingPlatform(fail={("clear", 0)})
-    records, _ = run_timeline(platform, [fault(0, "pause", (1,), 0.02, 0.08)], 0.2)
+    platform = MemoryPlatform(fail={("remove", 0)})
+    run = Stepper(platform, [fault(0, "pause", (1,), 0.02, 0.08)])
+    run.at(0.02, 1)
+    run.at(0.08, 2)
+    records = run.stop()
     assert records[0].applied_verified and not records[0].cleared_verified
-    assert records[0].error is not None and "clear 0" in records[0].error
+    assert records[0].error is not None and "remove 0" in records[0].error
 
 
-def test_heal_and_restart_are_applied_but_never_cleared() -> None:
-    platform = RecordingPlatform()
-    faults = [fault(0, "kill", (1,), 0.02, 0.1), fault(1, "restart", (1,), 0.1, None)]
-    records, _ = run_timeline(platform, faults, 0.3)
-    assert platform.sequence() == [("apply", 0), ("clear", 0), ("apply", 1)]
+def test_kill_is_cleared_by_a_restart_and_restart_is_never_cleared() -> None:
+    platform = MemoryPlatform()
+    run = Stepper(
+        platform, [fault(0, "kill", (1,), 0.02, 0.1), fault(1, "restart", (1,), 0.1, None)]
+    )
+    run.at(0.02, 1)
+    run.at(0.1, 3)
+    records = run.stop()
+    assert platform.calls() == [("kill", 1), ("restart", 1), ("restart", 1)]
     assert records[1].applied_verified and records[1].cleared_at is None
 
 
 def test_events_report_each_action() -> None:
-    platform = RecordingPlatform()
+    platform = MemoryPlatform()
     events: list[str] = []
-    run_timeline(platform, [fault(3, "loss", (2,), 0.02, 0.06)], 0.15, on_event=events.append)
+    run = Stepper(platform, [fault(3, "loss", (2,), 0.02, 0.06)], on_event=events.append)
+    run.at(0.02, 1)
+    run.at(0.06, 2)
+    run.stop()
     assert len(events) == 2
     assert "fault 3 loss ids [2]: applied" in events[0]
     assert "cleared on time" in events[1]
 
 
 def test_start_twice_is_refused_and_stop_without_start_is_fine() -> None:
-    timeline = FaultTimeline(RecordingPlatform(), [], clock=time.monotonic)
+    timeline = FaultTimeline(MemoryPlatform(), [], clock=ManualClock())
     assert timeline.stop() == []
-    timeline.start(time.monotonic())
+    timeline.start(0.0)
     with pytest.raises(RuntimeError, match="already"):
-        timeline.start(time.monotonic())
+        timeline.start(0.0)
     timeline.stop()
 
 
 def test_stop_is_idempotent() -> None:
-    platform = RecordingPlatform()
-    timeline = FaultTimeline(platform, [fault(0, "pause", (1,), 0.0, None)], clock=time.monotonic)
-    timeline.start(time.monotonic())
-    time.sleep(0.1)
-    first = timeline.stop()
-    second = timeline.stop()
+    platform = MemoryPlatform()
+    run = Stepper(platform, [fault(0, "pause", (1,), 0.0, None)])
+    run.at(0.0, 1)
+    first = run.stop()
+    second = run.stop()
     assert first == second
-    assert platform.sequence() == [("apply", 0), ("clear", 0)]
+    assert platform.calls() == [("inject", 0), ("remove", 0)]
+
+
+def test_churn_is_the_timelines_not_a_single_fault() -> None:
+    with pytest.raises(Exception, match="fault timeline"):
+        apply_fault(MemoryPlatform(), fault(0, "churn", (1,), 0.0, None, every=5.0, downtime=2.0))
+
+
+def test_a_platform_without_node_faults_is_refused_naming_it() -> None:
+    class ProcessesOnly:
+        name = "processes-only"
+
+        def image_tag(self) -> str:
+            return "t"
+
+        def kill(self, index: int) -> None: ...
+
+        def restart(self, index: int) -> None: ...
+
+        def is_running(self, index: int) -> bool:
+            return True
+
+    with pytest.raises(CapabilityError) as caught:
+        apply_fault(ProcessesOnly(), fault(0, "delay", (1,), 0.0, None, delay_ms=5))
+    message = str(caught.value)
+    assert "platform processes-only cannot apply fault 0 (delay)" in message
+    assert "no NodeFaults capability (it has KillRestart)" in message
+    assert caught.value.exit_code == 2

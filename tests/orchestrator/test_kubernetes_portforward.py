@@ -30,9 +30,10 @@ from test_kubernetes_platform import (  # noqa: F401  (fixtures)
     plan,
 )
 
-from orchestrator.kube import KubeAccess, KubeApi
-from orchestrator.plan import Plan
+from orchestrator.external.kubernetes import KubeAccess, KubeApi
+from orchestrator.faults.driver import apply_fault, clear_fault
 from orchestrator.platforms.kubernetes import KubernetesPlatform
+from orchestrator.scenario.plan import Plan
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -137,13 +138,13 @@ async def test_fault_api_falls_back_to_port_forward_when_the_proxy_strips_the_to
         cluster.portforward_backends[(NAMESPACE, pod, 9100)] = ("127.0.0.1", server.port)
     try:
         delay = plan.faults[2]  # validator 2
-        await asyncio.to_thread(platform.apply_fault, delay)
+        await asyncio.to_thread(apply_fault, platform, delay)
         assert [fault.kind for fault in controllers[2].active()] == ["delay"]
         assert cluster.proxy_log[0]["headers"]["Authorization"].startswith("Bearer ")
         assert (NAMESPACE, f"{STS}-2", 9100) in cluster.portforward_log
         assert platform.state.fault_transport == "port-forward"
         assert any("strips the Authorization header" in note for note in platform.notes)
-        await asyncio.to_thread(platform.clear_fault, delay)
+        await asyncio.to_thread(clear_fault, platform, delay)
         assert not controllers[2].active()
     finally:
         await asyncio.to_thread(platform.close)

@@ -11,23 +11,15 @@ from pathlib import Path
 import pytest
 from aitbc_node.crypto import ModeledScheme
 from aitbc_node.genesis import make_testnet_genesis, write_genesis
+from orchestrator_support import write_run_state
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from orchestrator.commands.fault import plan_fault, resolve_target
+from orchestrator.commands.progress import Progress, format_progress
 from orchestrator.errors import UsageError
-from orchestrator.plan import resolve_plan
-from orchestrator.platforms.local import (
-    STATE_FILE,
-    LoadRecord,
-    LocalPlatform,
-    PrometheusRecord,
-    RunState,
-    ValidatorRecord,
-)
-from orchestrator.progress import Progress, format_progress
-from orchestrator.scenario_loader import load_scenario
-from orchestrator.voting_power import StakeEntry
+from orchestrator.platforms.local import LocalPlatform
+from orchestrator.scenario.voting_power import StakeEntry
+from orchestrator.stages.fault import plan_fault, resolve_target
 
 STAGES = ["up", "status", "load", "fault", "down"]
 
@@ -41,41 +33,7 @@ def write_run(root: Path, run_id: str = "r1", validators: int = 4) -> Path:
     )
     write_genesis(genesis, directory / "net" / "genesis.json")
     (directory / "net" / "admin-token").write_text("token\n")
-    plan = resolve_plan(load_scenario("devnet-smoke"), platform="local", run_id=run_id)
-    state = RunState(
-        run_id=run_id,
-        created=time.time(),
-        host="127.0.0.1",
-        net_dir=str(directory / "net"),
-        genesis=str(directory / "net" / "genesis.json"),
-        chain_id=genesis.chain_id,
-        admin_token_file=str(directory / "net" / "admin-token"),
-        validators=[
-            ValidatorRecord(
-                index=i,
-                grpc=f"127.0.0.1:{30000 + i}",
-                ops=f"127.0.0.1:{31000 + i}",
-                config="c",
-                data_dir="d",
-                log=str(directory / f"node-{i}.log"),
-            )
-            for i in range(validators)
-        ],
-        prometheus=PrometheusRecord(url="http://127.0.0.1:1", listen="x", dir="p", log="l"),
-        load=LoadRecord(
-            dir="l",
-            log="l",
-            metrics_port=1,
-            csv_prefix="c",
-            stats_json="j",
-            summary="s",
-            probe_log="p",
-        ),
-        scenario=dict(plan.scenario),
-        plan=plan.to_dict(),
-        stopped_at=time.time(),
-    )
-    (directory / STATE_FILE).write_text(state.model_dump_json())
+    write_run_state(directory, validators, chain_id=genesis.chain_id, stopped_at=time.time())
     return directory
 
 
@@ -194,11 +152,11 @@ def test_targets_weigh_stake_not_pods() -> None:
 
 def test_plan_fault_reads_the_running_genesis(tmp_path: Path) -> None:
     platform = LocalPlatform.attach(write_run(tmp_path))
-    fault = plan_fault(platform, "delay", "half", 10.0, 80.0, 10.0, 0.2)
+    fault = plan_fault(platform, "delay", "half", 10.0, {"delay_ms": 80.0, "jitter_ms": 10.0})
     assert fault.kind == "delay" and fault.end_s == 10.0 and len(fault.ids) == 2
     assert fault.params == {"delay_ms": 80.0, "jitter_ms": 10.0}
     assert fault.fractions.stake == pytest.approx(0.5)
-    heal = plan_fault(platform, "heal", None, None, 0, 0, 0)
+    heal = plan_fault(platform, "heal", None, None, {})
     assert heal.ids == (0, 1, 2, 3)
 
 

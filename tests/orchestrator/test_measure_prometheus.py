@@ -1,4 +1,5 @@
-"""measure.py and prom_query.py against a real Prometheus server holding a synthetic run.
+"""The measurer, the PromQL and the Prometheus client against a real Prometheus server holding
+a synthetic run.
 
 The run is written as OpenMetrics, turned into a TSDB block by ``promtool tsdb
 create-blocks-from openmetrics`` and served by a real ``prometheus`` (killed by pid after the
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator import prom_query as pq
-from orchestrator.measure import Measurer, RunTimes, observed_faults
-from orchestrator.safety import recovery_time
+from orchestrator.external import prometheus as prom_client
+from orchestrator.measure import promql as pq
+from orchestrator.measure.measurer import Measurer, RunTimes, observed_faults
+from orchestrator.measure.safety import recovery_time
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -44,6 +46,8 @@ pytestmark = pytest.mark.skipif(
     reason="prometheus/promtool not on PATH: `make install` (Debian package prometheus)",
 )
 
+START_BOUND_S = 180.0
+"""A bound on Prometheus starting (seconds on an idle machine, more on a busy one)."""
 T0 = (int(time.time()) // 3600 - 4) * 3600  # an hour boundary well in the past
 END = 80
 FINALITY_BUCKETS = (0.5, 0.75, 1.0, 3.0, 5.0, 10.0)
@@ -181,7 +185,7 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=START_BOUND_S,
     )
     config = folder / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1s\n")
@@ -202,22 +206,22 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        with pq.PromQuery(url, retries=0, timeout_s=2) as prom:
-            deadline = time.monotonic() + 30
+        with prom_client.PromQuery(url, retries=0, timeout_s=2) as prom:
+            deadline = time.monotonic() + START_BOUND_S
             while not prom.ready():
                 assert process.poll() is None, (folder / "prometheus.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "prometheus did not start within 30 s"
+                assert time.monotonic() < deadline, "prometheus did not start within the bound"
                 time.sleep(0.1)
         yield url
     finally:
         process.kill()
-        process.wait(timeout=10)
+        process.wait()
         log.close()
 
 
 @pytest.fixture
-def prom(prometheus_url: str) -> Iterator[pq.PromQuery]:
-    with pq.PromQuery(prometheus_url, retries=0, timeout_s=5) as client:
+def prom(prometheus_url: str) -> Iterator[prom_client.PromQuery]:
+    with prom_client.PromQuery(prometheus_url, retries=0, timeout_s=5) as client:
         yield client
 
 
@@ -226,7 +230,7 @@ TIMES = RunTimes(
 )
 
 
-def test_committed_tps_is_max_over_validators_not_sum(prom: pq.PromQuery) -> None:
+def test_committed_tps_is_max_over_validators_not_sum(prom: prom_client.PromQuery) -> None:
     at = T0 + 65
     assert prom.scalar(pq.committed_tps(55), at) == pytest.approx(300, rel=1e-6)
     summed = prom.scalar(
@@ -235,7 +239,7 @@ def test_committed_tps_is_max_over_validators_not_sum(prom: pq.PromQuery) -> Non
     assert summed is not None and summed > 900  # what `sum` would have claimed
 
 
-def test_measurements_of_the_synthetic_run(prom: pq.PromQuery) -> None:
+def test_measurements_of_the_synthetic_run(prom: prom_client.PromQuery) -> None:
     result = Measurer(prom, TIMES, "local").measure(
         blocks=blocks(), load=None, probes=None, planned_restarts={2: 1}
     )
@@ -263,7 +267,7 @@ def test_measurements_of_the_synthetic_run(prom: pq.PromQuery) -> None:
     assert m.final_heights == {"0": 1 + 2 * 79, "1": 1 + 2 * 79, "2": 1 + 2 * 79, "3": 1 + 2 * 79}
 
 
-def test_series_for_the_plots(prom: pq.PromQuery) -> None:
+def test_series_for_the_plots(prom: prom_client.PromQuery) -> None:
     result = Measurer(prom, TIMES, "local").measure(
         blocks=None, load=None, probes=None, planned_restarts={}
     )
@@ -280,7 +284,7 @@ def test_series_for_the_plots(prom: pq.PromQuery) -> None:
     assert "could not be read" in result.measurements.tps.cross_check
 
 
-def test_recovery_times_from_the_height_series(prom: pq.PromQuery) -> None:
+def test_recovery_times_from_the_height_series(prom: prom_client.PromQuery) -> None:
     heights = Measurer(prom, TIMES, "local").heights()
     assert sorted(heights) == [0, 1, 2, 3]
     assert recovery_time(heights, [1], T0 + 30) == pytest.approx(2.0)
@@ -288,7 +292,7 @@ def test_recovery_times_from_the_height_series(prom: pq.PromQuery) -> None:
     assert recovery_time(heights, [0], T0 + 10) == pytest.approx(1.0)  # nothing to catch up
 
 
-def test_faults_observed_in_fault_active(prom: pq.PromQuery) -> None:
+def test_faults_observed_in_fault_active(prom: prom_client.PromQuery) -> None:
     faults = observed_faults(prom, T0, T0 + 79, 1.0)
     assert len(faults) == 1
     (fault,) = faults
@@ -298,7 +302,7 @@ def test_faults_observed_in_fault_active(prom: pq.PromQuery) -> None:
     assert fault.end == T0 + 30
 
 
-def test_missing_data_is_none_not_zero(prom: pq.PromQuery) -> None:
+def test_missing_data_is_none_not_zero(prom: prom_client.PromQuery) -> None:
     before = RunTimes(
         run_start=T0 - 900, load_start=T0 - 900, load_end=T0 - 820, run_end=T0 - 810,
         warmup_s=10, cooldown_s=5,
@@ -315,12 +319,12 @@ def test_missing_data_is_none_not_zero(prom: pq.PromQuery) -> None:
     assert m.block_interval_ms is None
 
 
-def test_query_errors_name_the_query_and_server(prom: pq.PromQuery) -> None:
-    with pytest.raises(pq.PrometheusQueryError, match=r"max\(rate\(\("):
+def test_query_errors_name_the_query_and_server(prom: prom_client.PromQuery) -> None:
+    with pytest.raises(prom_client.PrometheusQueryError, match=r"max\(rate\(\("):
         prom.instant("max(rate((", T0)
-    with pq.PromQuery(f"http://127.0.0.1:{_free_port()}", retries=0, timeout_s=1) as dead:
-        started = time.monotonic()
-        with pytest.raises(pq.PrometheusQueryError, match="check that the run's Prometheus"):
+    with prom_client.PromQuery(f"http://127.0.0.1:{_free_port()}", retries=0, timeout_s=1) as dead:
+        with pytest.raises(
+            prom_client.PrometheusQueryError, match="check that the run's Prometheus"
+        ):
             dead.scalar("up", T0)
-        assert time.monotonic() - started < 5
         assert dead.ready() is False

@@ -1,4 +1,4 @@
-"""PromQL builders and the pure parts of measure.py / prom_query.py.
+"""PromQL builders and the pure parts of the measurer and the Prometheus client.
 
 The builders' semantics are checked against a real Prometheus in test_measure_prometheus.py;
 here: their exact text (the rules from FIELD-NOTES: max not sum, sum by (le), windows >= 4x the
@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator import prom_query as pq
 from orchestrator.errors import UsageError
-from orchestrator.measure import (
+from orchestrator.external import prometheus as prom_client
+from orchestrator.measure import promql as pq
+from orchestrator.measure.measurer import (
     MAX_POINTS,
     Measurer,
     RunTimes,
@@ -77,7 +78,7 @@ def test_other_builders() -> None:
 
 
 def test_parse_vector_and_matrix_turn_strings_into_floats() -> None:
-    vector = pq.parse_vector(
+    vector = prom_client.parse_vector(
         [
             {"metric": {"validator": "0"}, "value": [1700000000.5, "300.25"]},
             {"metric": {"validator": "1"}, "value": [1700000000.5, "NaN"]},
@@ -90,7 +91,7 @@ def test_parse_vector_and_matrix_turn_strings_into_floats() -> None:
         (None, None),
     ]
     assert vector[0].timestamp == 1700000000.5
-    (series,) = pq.parse_matrix(
+    (series,) = prom_client.parse_matrix(
         [{"metric": {"validator": "3"}, "values": [[1, "1"], [2, "NaN"], [3, "3.5"]]}]
     )
     assert series.labels == {"validator": "3"}
@@ -131,8 +132,8 @@ def test_run_times_window() -> None:
 
 
 def test_fault_intervals_and_grouping() -> None:
-    def series(validator: str, values: list[tuple[float, float]]) -> pq.RangeSeries:
-        return pq.RangeSeries({"validator": validator, "kind": "partition"}, tuple(values))
+    def series(validator: str, values: list[tuple[float, float]]) -> prom_client.RangeSeries:
+        return prom_client.RangeSeries({"validator": validator, "kind": "partition"}, tuple(values))
 
     on_off = [(float(t), 1.0 if 20 <= t < 30 else 0.0) for t in range(40)]
     killed = [(float(t), 1.0 if t >= 21 else 0.0) for t in range(25)]  # stops reporting at 24
@@ -152,12 +153,12 @@ def test_fault_intervals_and_grouping() -> None:
 def test_an_empty_measured_window_is_refused() -> None:
     empty = RunTimes(run_start=0, load_start=0, load_end=10, run_end=12, warmup_s=6, cooldown_s=4)
     with pytest.raises(UsageError, match="measured window is empty"):
-        Measurer(pq.PromQuery("http://127.0.0.1:9", retries=0), empty, "local")
+        Measurer(prom_client.PromQuery("http://127.0.0.1:9", retries=0), empty, "local")
 
 
 def test_long_runs_use_a_coarser_step() -> None:
     day = RunTimes(run_start=0, load_start=0, load_end=86_400, run_end=86_410, warmup_s=0,
                    cooldown_s=0)  # fmt: skip
-    measurer = Measurer(pq.PromQuery("http://127.0.0.1:9", retries=0), day, "local")
+    measurer = Measurer(prom_client.PromQuery("http://127.0.0.1:9", retries=0), day, "local")
     assert measurer.step_s == 9
     assert 86_410 / measurer.step_s <= MAX_POINTS

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.errors import ScenarioError
-from orchestrator.scenario_loader import load_scenario, parse_override
+from orchestrator.scenario.loader import load_scenario, parse_override
 
 
 def test_values_are_parsed_as_yaml() -> None:

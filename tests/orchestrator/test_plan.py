@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ScenarioError, UsageError
-from orchestrator.plan import Outage, churn_schedule, default_run_id, resolve_plan
-from orchestrator.scenario import Scenario
-from orchestrator.scenario_loader import load_scenario, parse_scenario_text
+from orchestrator.scenario.loader import load_scenario, parse_scenario_text
+from orchestrator.scenario.model import Scenario
+from orchestrator.scenario.plan import Outage, churn_schedule, default_run_id, resolve_plan
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -19,9 +19,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import AitbcGroup
 from orchestrator.commands import render as render_command
 from orchestrator.commands.render import RenderResult, render_scenario
-from orchestrator.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
-
-STAGING_BUDGET_S = 5.0
+from orchestrator.external.manifest_validation import DEFAULT_KUBERNETES_VERSIONS, check_manifests
 
 
 def _app() -> typer.Typer:
@@ -94,9 +92,8 @@ def test_staging_output_is_valid_for_every_kubernetes_version(
     assert all(message.startswith(("info", "warning")) for message in result.lint_messages)
 
 
-def test_staging_renders_in_under_five_seconds(staging: tuple[RenderResult, float]) -> None:
-    result, elapsed = staging
-    assert elapsed < STAGING_BUDGET_S, result.figures
+def test_staging_render_figures(staging: tuple[RenderResult, float]) -> None:
+    result, _ = staging  # how long it takes is a `make bench` figure (bench_orchestrator.py)
     assert result.figures.genesis_validators == 1000
     assert result.figures.genesis_bytes > 300_000
 

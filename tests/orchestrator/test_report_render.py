@@ -1,4 +1,4 @@
-"""report.py / junit.py / report_model.py: rendering, plots, JUnit, reading reports back."""
+"""report/render.py, junit.py and model.py: rendering, plots, JUnit, reading reports back."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.junit import junit_element
-from orchestrator.report import Shade, line_chart, nice_step, render_markdown, ticks, write_outputs
-from orchestrator.report_model import (
+from orchestrator.report.junit import junit_element
+from orchestrator.report.model import (
     SCHEMA_VERSION,
     CriterionResult,
     FaultResult,
@@ -29,6 +28,14 @@ from orchestrator.report_model import (
     find_report,
     read_report,
     write_report,
+)
+from orchestrator.report.render import (
+    Shade,
+    line_chart,
+    nice_step,
+    render_markdown,
+    ticks,
+    write_outputs,
 )
 
 CRITERIA = [

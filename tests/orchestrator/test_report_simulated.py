@@ -9,11 +9,11 @@ from pathlib import Path
 from orchestrator_support import needs_simulator
 from typer.testing import CliRunner
 
-from orchestrator.campaign import simulated_report
 from orchestrator.cli import app
-from orchestrator.plan import Plan, resolve_plan
-from orchestrator.platforms.sim import SimRunResult
-from orchestrator.scenario_loader import load_scenario
+from orchestrator.external.simulator import SimRunResult
+from orchestrator.scenario.loader import load_scenario
+from orchestrator.scenario.plan import Plan, resolve_plan
+from orchestrator.stages.simulate import simulated_report
 
 
 def sim_result(**changes: object) -> SimRunResult:

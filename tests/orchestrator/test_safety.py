@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator.platforms.base import PlatformError
-from orchestrator.safety import (
+from orchestrator.errors import PlatformError
+from orchestrator.measure.safety import (
     MAX_LISTED_DIVERGENCES,
     FaultWindow,
     ProbeEntry,

@@ -9,20 +9,14 @@ from pathlib import Path
 from loadgen.metrics import LoadgenTotals
 from loadgen.probe import PendingProbe, ProbeLog, ProbeTracker
 from loadgen.summary import LoadgenSummary, write_summary
-from orchestrator.campaign import (
-    fault_results,
-    load_fault_records,
-    observed_records,
-    planned_restarts,
-    read_load_totals,
-    read_probe_log,
-    save_fault_records,
-)
-from orchestrator.fault_engine import FaultRecord
-from orchestrator.measure import ObservedFault
-from orchestrator.plan import resolve_plan
-from orchestrator.safety import Recovery
-from orchestrator.scenario_loader import load_scenario
+from orchestrator.faults.records import load_fault_records, save_fault_records
+from orchestrator.faults.timeline import FaultRecord
+from orchestrator.measure.load_results import read_load_totals, read_probe_log
+from orchestrator.measure.measurer import ObservedFault
+from orchestrator.measure.safety import Recovery
+from orchestrator.scenario.loader import load_scenario
+from orchestrator.scenario.plan import resolve_plan
+from orchestrator.stages.collect import fault_results, observed_records, planned_restarts
 
 
 def test_probe_log_written_by_loadgen_is_read(tmp_path: Path) -> None:

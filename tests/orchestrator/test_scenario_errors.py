@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.errors import ScenarioError
-from orchestrator.scenario_loader import load_scenario, parse_scenario_text
+from orchestrator.scenario.loader import load_scenario, parse_scenario_text
 
 BASE = """\
 name: broken

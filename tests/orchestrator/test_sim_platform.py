@@ -1,4 +1,4 @@
-"""The sim platform: plan -> simulator flags (pure), result parsing, the Platform protocol, and
+"""The sim platform: plan -> simulator flags (pure), result parsing, its capabilities, and
 the real simulator subprocess."""
 
 from __future__ import annotations
@@ -11,19 +11,16 @@ from pathlib import Path
 import pytest
 from orchestrator_support import needs_simulator
 
-from orchestrator.errors import UsageError
-from orchestrator.plan import Plan, resolve_plan
-from orchestrator.platforms import Platform, PlatformError, get_platform
-from orchestrator.platforms.sim import (
-    RESULT_FILE,
-    SimFlags,
-    SimPlatform,
-    mean_offered_tps,
-    parse_sim_output,
-    sim_flags,
-    sim_fraction,
-)
-from orchestrator.scenario_loader import load_scenario, parse_scenario_text
+from orchestrator.errors import CapabilityError, PlatformError, UsageError
+from orchestrator.external.simulator import parse_sim_output
+from orchestrator.faults.driver import apply_fault
+from orchestrator.platforms import PLATFORMS, get_platform
+from orchestrator.platforms.capabilities import KillRestart, Platform, capabilities_of, require
+from orchestrator.platforms.sim import SimPlatform
+from orchestrator.platforms.sim.flags import mean_offered_tps, sim_flags, sim_fraction
+from orchestrator.platforms.sim.platform import RESULT_FILE
+from orchestrator.scenario.loader import load_scenario, parse_scenario_text
+from orchestrator.scenario.plan import Plan, resolve_plan
 
 ALL_KINDS = """\
 name: all-kinds
@@ -162,11 +159,30 @@ GOOD = {
 }
 
 
+def parse(stdout: str, returncode: int = 0) -> object:
+    return parse_sim_output(
+        stdout,
+        run_id="r1",
+        scenario="byzantine",
+        notes=(),
+        not_simulated=(),
+        command=("py", "sim"),
+        returncode=returncode,
+    )
+
+
 def test_parse_output() -> None:
-    plan = plan_of("byzantine")
-    flags = SimFlags(argv=("--json",), notes=("n",), not_simulated=("x",))
     stdout = "progress line\n" + json.dumps(GOOD) + "\n"
-    result = parse_sim_output(stdout, plan=plan, flags=flags, command=("py", "sim"), returncode=0)
+    result = parse_sim_output(
+        stdout,
+        run_id="r1",
+        scenario="byzantine",
+        notes=("n",),
+        not_simulated=("x",),
+        command=("py", "sim"),
+        returncode=0,
+    )
+    assert result.run_id == "r1" and result.scenario == "byzantine"
     assert result.simulated is True
     assert (result.committed_height, result.slashed_validators, result.slashed_ids) == (50, 1, (3,))
     assert (result.finality_p50_ms, result.finality_p99_ms) == (600.0, 900.0)
@@ -177,37 +193,34 @@ def test_parse_output() -> None:
 
 
 def test_parse_output_rejects_missing_json_or_contract_fields() -> None:
-    plan = plan_of("byzantine")
-    flags = SimFlags(argv=())
     with pytest.raises(PlatformError, match="printed no JSON object"):
-        parse_sim_output("boom", plan=plan, flags=flags, command=(), returncode=1)
+        parse("boom", returncode=1)
     broken = {k: v for k, v in GOOD.items() if k != "committed_height"}
     with pytest.raises(PlatformError, match="committed_height: Field required"):
-        parse_sim_output(json.dumps(broken), plan=plan, flags=flags, command=(), returncode=0)
+        parse(json.dumps(broken))
 
 
-# ----------------------------------------------------------------------------- protocol
+# ----------------------------------------------------------------------------- capabilities
 
 
 def test_registry(tmp_path: Path) -> None:
     platform = get_platform("sim", tmp_path / "run")
     assert isinstance(platform, SimPlatform) and isinstance(platform, Platform)
-    for name in ("local", "kubernetes"):
-        assert isinstance(get_platform(name, tmp_path / name), Platform)
+    for name, spec in PLATFORMS.items():
+        assert set(capabilities_of(get_platform(name, tmp_path / name))) == set(spec.capabilities)
     with pytest.raises(UsageError, match="unknown platform 'mars'"):
         get_platform("mars", tmp_path)
 
 
 def test_no_live_operations(tmp_path: Path) -> None:
     platform = SimPlatform(tmp_path)
-    assert platform.endpoints() == [] and platform.prometheus_url() is None
-    with pytest.raises(PlatformError, match="cannot kill validator 1 on the sim platform"):
-        platform.kill(1)
-    with pytest.raises(PlatformError, match="cannot restart validator 1"):
-        platform.restart(1)
+    with pytest.raises(CapabilityError, match="platform sim cannot kill validator 1") as caught:
+        require(platform, KillRestart, "kill validator 1")
+    assert "use --platform local or kubernetes" in str(caught.value)
+    assert caught.value.exit_code == 2
     fault = plan_of("devnet-smoke").faults[0]
-    with pytest.raises(PlatformError, match="cannot apply partition"):
-        platform.apply_fault(fault)
+    with pytest.raises(CapabilityError, match=r"cannot apply fault 0 \(partition\)"):
+        apply_fault(platform, fault)
     with pytest.raises(PlatformError, match="nothing deployed"):
         platform.wait_ready(1)
 
@@ -236,7 +249,7 @@ def _alive(pid: int) -> bool:
 @needs_simulator
 def test_real_simulation_of_byzantine(sim_platform: SimPlatform) -> None:
     plan = plan_of("byzantine", "sim.blocks=30")
-    result = sim_platform.run(plan, timeout_s=120)
+    result = sim_platform.run(plan, timeout_s=600)
     assert result.simulated is True and result.returncode == 0
     assert result.committed_height >= 30
     assert result.safety_violations == 0
@@ -248,7 +261,6 @@ def test_real_simulation_of_byzantine(sim_platform: SimPlatform) -> None:
     collected = sim_platform.run_dir.parent / "collected"
     sim_platform.collect_artifacts(collected)
     assert (collected / RESULT_FILE).read_text() == (sim_platform.run_dir / RESULT_FILE).read_text()
-    sim_platform.apply_fault(plan.faults[0])  # part of the plan: already simulated, a no-op
 
 
 @needs_simulator

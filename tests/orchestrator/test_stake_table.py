@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.voting_power import BASE_STAKE, StakeEntry, StakeSpecError, stake_table
+from orchestrator.scenario.voting_power import BASE_STAKE, StakeEntry, StakeSpecError, stake_table
 
 
 def test_equal() -> None:

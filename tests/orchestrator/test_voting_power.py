@@ -11,7 +11,7 @@ from aitbc_node.consensus.types import Mode, Validator, ValidatorSet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.voting_power import (
+from orchestrator.scenario.voting_power import (
     FRACTION_LABELS,
     StakeEntry,
     TargetUnreachableError,

@@ -29,6 +29,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aitbc_node.byzantine import BEHAVIOURS
 from aitbc_node.consensus.actions import Action, Broadcast, EvidenceFound, PersistSafety, Send
 from aitbc_node.consensus.reasons import Reason
@@ -59,6 +60,10 @@ CLOCK_SKEW_MS = (0.0, 0.0, 500.0, 3_000.0)
 BENIGN_REASONS = {Reason.STALE_MESSAGE}
 #: Evidence found this long (ms) before the end of a run must have been slashed by then.
 SLASH_WITHIN_MS = 3_000
+
+#: Each property test explores hundreds of schedules: about a minute of CPU on a quiet machine,
+#: several on two busy cores. The bound only stops a hang (pytest-timeout's default is 300 s).
+pytestmark = pytest.mark.timeout(1800)
 
 
 def schedules_settings(examples: int) -> settings:

@@ -1,0 +1,123 @@
+"""When a local run is ready: every validator's /readyz answers 200 and Prometheus answers
+queries, then every validator's height rises, then Prometheus has scraped every validator; a
+process of the run that exits meanwhile fails it at once, with the tail of its log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.errors import PlatformError
+from orchestrator.external.node_client import NodeClient, NodeUnreachable
+from orchestrator.external.prometheus import PromQuery
+from orchestrator.external.prometheus_server import PrometheusLayout
+from orchestrator.platforms.capabilities import ReadyProgress
+from orchestrator.platforms.local.processes import ProcessSupervisor, tail
+from orchestrator.platforms.local.prometheus import QUERY_TIMEOUT_S, wait_scraped
+from orchestrator.platforms.local.state import RunState
+
+__all__ = ["wait_until_ready"]
+
+POLL_S = 0.1
+HEIGHT_POLL_S = 0.25
+
+
+def wait_until_ready(
+    state: RunState,
+    *,
+    client_of: Callable[[int], NodeClient],
+    processes: ProcessSupervisor,
+    logs_dir: Path,
+    prometheus_dir: Path,
+    timeout_s: float,
+    on_progress: ReadyProgress | None,
+) -> None:
+    """Wait until the run of ``state`` is ready (see the module docstring);
+    ``on_progress(stage, count, max_height)`` is called about every poll. Raises
+    PlatformError after ``timeout_s`` or as soon as a process exits."""
+    deadline = time.monotonic() + timeout_s
+    total = len(state.validators)
+
+    def check_alive() -> None:
+        for validator in state.validators:
+            if validator.process is not None and not processes.running(validator.process):
+                raise PlatformError(
+                    f"validator {validator.index} (pid {validator.process.pid}) exited while "
+                    f"starting: {tail(validator.log)}: fix the cause (see {validator.log}) and "
+                    "run `aitbc-testnet up` again"
+                )
+        prometheus = state.prometheus.process
+        if prometheus is not None and not processes.running(prometheus):
+            raise PlatformError(
+                f"prometheus (pid {prometheus.pid}) exited while starting: "
+                f"{tail(state.prometheus.log)}: see {state.prometheus.log}"
+            )
+
+    def progress(stage: str, count: int, height: int) -> None:
+        if on_progress is not None:
+            on_progress(stage, count, height)
+
+    with PromQuery(state.prometheus.url, timeout_s=QUERY_TIMEOUT_S, retries=0) as prom:
+        ready: set[int] = set()
+        while True:
+            check_alive()
+            for validator in state.validators:
+                if validator.index in ready:
+                    continue
+                try:
+                    ok, _ = client_of(validator.index).ready()
+                except NodeUnreachable:
+                    ok = False
+                if ok:
+                    ready.add(validator.index)
+            prometheus_ok = prom.ready()
+            progress("starting", len(ready), 0)
+            if len(ready) == total and prometheus_ok:
+                break
+            if time.monotonic() >= deadline:
+                waiting = sorted(set(range(total)) - ready)
+                what = f"validators {waiting} not ready" if waiting else "prometheus not ready"
+                raise PlatformError(
+                    f"run {state.run_id}: {what} within {timeout_s:g}s: see {logs_dir} "
+                    f"(e.g. {tail(state.validators[waiting[0]].log) if waiting else ''})"
+                )
+            time.sleep(POLL_S)
+        heights: dict[int, int] = {}
+        base: dict[int, int] = {}
+        rising: set[int] = set()
+        while True:
+            check_alive()
+            for index in range(total):
+                if index in rising:
+                    continue
+                try:
+                    height = client_of(index).status().height
+                except NodeUnreachable:
+                    continue
+                heights[index] = height
+                if index not in base:
+                    base[index] = height
+                elif height > base[index]:
+                    rising.add(index)
+            progress("heights rising", len(rising), max(heights.values(), default=0))
+            if len(rising) == total:
+                break
+            if time.monotonic() >= deadline:
+                stuck = sorted(set(range(total)) - rising)
+                raise PlatformError(
+                    f"run {state.run_id}: the height of validators {stuck} did not rise within "
+                    f"{timeout_s:g}s (heights {heights}): see {logs_dir}"
+                )
+            time.sleep(HEIGHT_POLL_S)
+        try:
+            wait_scraped(
+                prom,
+                total,
+                deadline,
+                hint=f"see {state.prometheus.log} and "
+                f"{PrometheusLayout(prometheus_dir).validators_file}",
+                on_progress=lambda count: progress("scraped by prometheus", count, 0),
+            )
+        except PlatformError as error:
+            raise PlatformError(f"run {state.run_id}: {error}") from None
