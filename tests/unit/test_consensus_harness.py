@@ -10,6 +10,7 @@ Other consensus test modules import the helpers from this module.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -288,7 +289,8 @@ def persisted_states(actions: Iterable[Action]) -> list[SafetyState]:
 
 
 class RecordingScheme:
-    """The real scheme, recording every signature it makes: who signed what under which domain.
+    """The real scheme, recording every signature it makes: who signed what under which domain,
+    and counting the checks it runs (``checks``: operation name -> calls).
 
     Votes a core casts for itself (when it is the next leader) never leave as a ``Send``; this
     sees them too."""
@@ -297,6 +299,7 @@ class RecordingScheme:
         self.inner = inner
         self.name = inner.name
         self.signed: list[tuple[bytes, bytes, bytes]] = []
+        self.checks: Counter[str] = Counter()
 
     def keypair(self, seed: bytes) -> KeyPair:
         return self.inner.keypair(seed)
@@ -306,6 +309,7 @@ class RecordingScheme:
         return self.inner.sign(secret, domain, message)
 
     def verify(self, public: bytes, domain: bytes, message: bytes, signature: bytes) -> bool:
+        self.checks["verify"] += 1
         return self.inner.verify(public, domain, message, signature)
 
     def aggregate(self, signatures: Sequence[bytes]) -> bytes:
@@ -314,12 +318,14 @@ class RecordingScheme:
     def fast_aggregate_verify(
         self, publics: Sequence[bytes], domain: bytes, message: bytes, signature: bytes
     ) -> bool:
+        self.checks["fast_aggregate_verify"] += 1
         return self.inner.fast_aggregate_verify(publics, domain, message, signature)
 
     def pop_prove(self, secret: bytes) -> bytes:
         return self.inner.pop_prove(secret)
 
     def pop_verify(self, public: bytes, proof: bytes) -> bool:
+        self.checks["pop_verify"] += 1
         return self.inner.pop_verify(public, proof)
 
     def votes_by(self, secret: bytes) -> list[tuple[int, int, bytes]]:

@@ -147,15 +147,20 @@ def test_a_timeout_signs_the_round_of_the_qc_it_carries() -> None:
     d = Driven(setup, bystander(setup, ROUNDS))
     d.start(0)
     honest = sign_timeout(setup, es, 2, 3, chain.qcs[1])
-    # The same signature with an older QC swapped in: the signed round no longer matches.
-    assert reasons(d.deliver(5, replace(honest, high_qc=chain.qcs[0]))) == [
-        Reason.BAD_TIMEOUT_SIGNATURE
-    ]
-    # A QC as high as the timeout's own round is impossible for an honest sender.
+    # A QC as high as the timeout's own round is impossible for an honest sender (refused
+    # before any signature is checked).
     assert reasons(d.deliver(6, sign_timeout(setup, es, 2, 2, chain.qcs[1]))) == [
         Reason.TIMEOUT_BAD_HIGH_QC
     ]
-    assert reasons(d.deliver(7, honest)) == []
+    # The same signature with an older QC swapped in: the signed round no longer matches.
+    # Timeouts are checked aggregate first, so it waits unchecked; the sender's genuine
+    # timeout then arrives, the two are checked against each other, and the swap goes.
+    swapped = replace(honest, high_qc=chain.qcs[0])
+    assert reasons(d.deliver(5, swapped)) == []
+    assert reasons(d.deliver(7, honest)) == [Reason.BAD_TIMEOUT_SIGNATURE]
+    assert d.core.timeouts[3].entries[2] == honest
+    assert reasons(d.deliver(8, swapped)) == [Reason.BAD_TIMEOUT_SIGNATURE]
+    assert reasons(d.deliver(9, honest)) == []  # a retransmission: nothing to check
 
 
 def test_a_tc_proves_its_high_qc_with_groups_of_signed_rounds() -> None:
@@ -230,14 +235,25 @@ def test_messages_signed_for_another_chain_are_refused() -> None:
     assert reasons(d.deliver(5, elsewhere[block.proposer].proposal(forked))) == [
         Reason.BAD_PROPOSAL_SIGNATURE
     ]
-    timeout = elsewhere[2].timeout(1, 1, es.anchor_qc)
-    assert reasons(d.deliver(6, timeout)) == [Reason.BAD_TIMEOUT_SIGNATURE]
+    # Timeouts and votes are checked aggregate first: a foreign one is found out when the
+    # collector must decide (a weak quorum of timeouts, a quorum of votes), and does not count.
+    timeouts = [elsewhere[i].timeout(1, 1, es.anchor_qc) for i in range(setup.size) if i != me]
+    outs = [d.deliver(6, timeout) for timeout in timeouts]
+    # The third makes a weak quorum: all three are checked and refused; from then on each
+    # newcomer is checked on arrival.
+    assert [len(reasons(out)) for out in outs] == [0, 0, 3, 1, 1, 1]
+    assert {r for out in outs for r in reasons(out)} == {Reason.BAD_TIMEOUT_SIGNATURE}
+    assert d.core.timeouts[1].signers == set() and d.core.round == 1
     leader = Driven(setup, leader2)
     leader.start(0)
     leader.deliver(7, honest)
-    voter = next(i for i in range(setup.size) if i not in {leader2, block.proposer})
-    vote = elsewhere[voter].vote(1, 1, block.height, block.id)
-    assert reasons(leader.deliver(8, vote)) == [Reason.BAD_VOTE_SIGNATURE]
+    others = [i for i in range(setup.size) if i not in {leader2, block.proposer}]
+    votes = [elsewhere[i].vote(1, 1, block.height, block.id) for i in others]
+    outs = [leader.deliver(8, vote) for vote in votes]
+    # With its own vote, the fourth makes a quorum: the four are checked and refused at once.
+    assert [len(reasons(out)) for out in outs] == [0, 0, 0, 4, 1]
+    assert {r for out in outs for r in reasons(out)} == {Reason.BAD_VOTE_SIGNATURE}
+    assert leader.core.high_qc == es.anchor_qc  # no QC from foreign signatures
 
 
 def test_replayed_and_relayed_messages_are_refused_before_any_signature_check() -> None:

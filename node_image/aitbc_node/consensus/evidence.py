@@ -15,7 +15,9 @@ _SEEN_LIMIT = 50_000
 
 class EvidencePool:
     """Signed votes/proposals seen per (kind, epoch, round, signer), and evidence not yet
-    committed. Messages reaching the pool were already verified."""
+    committed. Proposals reaching the pool were verified; a vote's signature may not be yet
+    (votes are checked aggregate first), so the core checks both votes alone before a second
+    vote of a signer for another block reaches ``observe`` (``ConsensusCore._on_vote``)."""
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, int, int, int], tuple[int, bytes, bytes]] = {}
@@ -49,6 +51,17 @@ class EvidencePool:
         self._pending[ev.key] = ev
         self.found.append(ev)
         return ev
+
+    def first_seen(
+        self, kind: str, epoch: int, round_: int, signer: int
+    ) -> tuple[int, bytes, bytes] | None:
+        """(height, block id, signature) of the first ``kind`` message seen from ``signer`` in
+        (``epoch``, ``round_``), or None."""
+        return self._seen.get((kind, epoch, round_, signer))
+
+    def forget_seen(self, kind: str, epoch: int, round_: int, signer: int) -> None:
+        """Forget a recorded message that turned out not to be ``signer``'s (a forgery)."""
+        self._seen.pop((kind, epoch, round_, signer), None)
 
     def has_evidence(self, signer: int, epoch: int) -> bool:
         """Evidence against ``signer`` for ``epoch`` is pending or committed."""

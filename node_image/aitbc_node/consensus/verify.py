@@ -15,7 +15,12 @@ the first group's signed round, so no relay can swap it for an older one.
 from __future__ import annotations
 
 from aitbc_node.consensus.reasons import Reason
-from aitbc_node.consensus.signing import qc_round_in, randao_message, timeout_message, vote_message
+from aitbc_node.consensus.signing import (
+    qc_round_in,
+    randao_message,
+    timeout_message,
+    vote_message,
+)
 from aitbc_node.consensus.types import (
     EpochState,
     Evidence,
@@ -51,6 +56,10 @@ class Verifier:
         self.current = current
         self.previous = previous
         self._good_qcs: dict[QuorumCert, None] = {}
+        #: Each proposer's verified RANDAO reveal of the current epoch. A BLS signature is
+        #: unique, so a proposer's reveal is the same bytes in every block of the epoch: one
+        #: check per proposer and epoch instead of one per proposal.
+        self._good_reveals: dict[int, bytes] = {}
 
     def _key(self, index: int) -> bytes | None:
         validators = self.current.validators.validators
@@ -157,9 +166,38 @@ class Verifier:
             return Reason.UNKNOWN_VOTER
         return None if self.scheme.verify(key, domain, message, signature) else bad
 
+    def _reveal(self, proposer: int, reveal: bytes) -> Reason | None:
+        """``reveal`` is ``proposer``'s RANDAO reveal of the current epoch."""
+        if self._good_reveals.get(proposer) == reveal:
+            return None
+        es = self.current
+        reason = self._signed(
+            proposer,
+            Domain.RANDAO,
+            randao_message(es.chain_id, es.epoch),
+            reveal,
+            Reason.BAD_RANDAO_REVEAL,
+        )
+        if reason is None:
+            self._good_reveals[proposer] = reveal
+        return reason
+
+    def needs_pairing(self, msg: Message) -> bool:
+        """Whether ``message(msg)`` may compute a pairing (a driver checks the others inline,
+        without a trip to a worker thread): votes never, timeouts and QC announcements only
+        for a QC not yet known to be valid."""
+        if isinstance(msg, Vote):
+            return False
+        if isinstance(msg, Timeout):
+            return msg.high_qc not in self._good_qcs and msg.high_qc != self.current.anchor_qc
+        if isinstance(msg, QcMsg):
+            return msg.qc not in self._good_qcs
+        return True
+
     def message(self, msg: Message) -> Reason | None:
         """Every signature in ``msg``, for a message of the current epoch (others pass: the core
-        decides what to do with them, and verifies what it uses)."""
+        decides what to do with them, and verifies what it uses). Votes' and timeouts' own
+        signatures are the exception: the collectors check them, aggregate first."""
         es = self.current
         chain = es.chain_id
         if isinstance(msg, Proposal):
@@ -175,13 +213,7 @@ class Verifier:
                 signed,
                 msg.signature,
                 Reason.BAD_PROPOSAL_SIGNATURE,
-            ) or self._signed(
-                block.proposer,
-                Domain.RANDAO,
-                randao_message(chain, block.epoch),
-                block.randao_reveal,
-                Reason.BAD_RANDAO_REVEAL,
-            )
+            ) or self._reveal(block.proposer, block.randao_reveal)
             if reason is None:
                 reason = self.qc(block.justify)
             if reason is None and block.tc is not None:
@@ -192,23 +224,20 @@ class Verifier:
                 reason = self.evidence(ev)
             return reason
         if isinstance(msg, Vote):
-            if msg.epoch != es.epoch:
+            # The vote's signature is checked where votes are collected, aggregate first
+            # (``collector``): here only that the voter exists.
+            if msg.epoch != es.epoch or self._key(msg.voter) is not None:
                 return None
-            signed = vote_message(chain, msg.epoch, msg.round, msg.height, msg.block_id)
-            return self._signed(
-                msg.voter, Domain.VOTE, signed, msg.signature, Reason.BAD_VOTE_SIGNATURE
-            )
+            return Reason.UNKNOWN_VOTER
         if isinstance(msg, Timeout):
             if msg.epoch != es.epoch:
                 return None
-            claimed = qc_round_in(msg.epoch, msg.high_qc)
-            if claimed >= msg.round and self._key(msg.voter) is not None:
+            if self._key(msg.voter) is None:
+                return Reason.UNKNOWN_VOTER
+            if qc_round_in(msg.epoch, msg.high_qc) >= msg.round:
                 return Reason.TIMEOUT_BAD_HIGH_QC
-            signed = timeout_message(chain, msg.epoch, msg.round, claimed)
-            reason = self._signed(
-                msg.voter, Domain.TIMEOUT, signed, msg.signature, Reason.BAD_TIMEOUT_SIGNATURE
-            )
-            return reason or self.qc(msg.high_qc)
+            # Its own signature: checked by the timeout collector, aggregate first.
+            return self.qc(msg.high_qc)
         if isinstance(msg, QcMsg):
             return None if msg.qc.epoch != es.epoch else self.qc(msg.qc)
         if isinstance(msg, EvidenceMsg):

@@ -52,7 +52,7 @@ from aitbc_node.proto.aitbc.v1 import node_pb2, node_pb2_grpc
 from aitbc_node.runtime.batches import BatchIntake, BatchPool
 from aitbc_node.runtime.commits import CommitSink
 from aitbc_node.runtime.mempool import Mempool
-from aitbc_node.runtime.peers import PeerLink
+from aitbc_node.runtime.peers import PeerLink, encode_peer_message
 from aitbc_node.runtime.recovery import recover, reload_uncommitted
 from aitbc_node.runtime.rejections import Rejections
 from aitbc_node.runtime.service import PeerService, PublicService
@@ -69,6 +69,10 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 64 << 20),
     ("grpc.max_send_message_length", 64 << 20),
 ]
+
+
+#: How often (ms) a node that reaches no quorum looks again before running its consensus clock.
+QUORUM_WAIT_MS = 250
 
 
 def now_ms() -> int:
@@ -103,6 +107,7 @@ class ValidatorNode:
         self._tick: asyncio.TimerHandle | None = None
         self._tick_at: int | None = None
         self._batch_seq = 0
+        self._batch_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._started = False
@@ -181,7 +186,6 @@ class ValidatorNode:
         self._update_gauges()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("aitbc.v1.Node", health_pb2.HealthCheckResponse.SERVING)
-        self._spawn(self._batcher())
         self._spawn(self._housekeeping())
         log.info(
             "validator %d serving gRPC on %s, ops on %s",
@@ -201,6 +205,8 @@ class ValidatorNode:
         self._stopping.set()
         if self._tick is not None:
             self._tick.cancel()
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         self.commits.close()
@@ -297,10 +303,10 @@ class ValidatorNode:
                 # whole-network restart a lock only crashed nodes held must not be lost.
                 chain, high_qc = self.core.uncommitted_chain()
                 self.store.save_safety(action.state, codec.encode_blocks(chain), high_qc.encode())
-            elif isinstance(action, Broadcast | Send):
-                kind, payload = codec.encode_message(action.message)
-                for peer in self.peers if isinstance(action, Broadcast) else (action.to,):
-                    self._send(peer, kind, payload)
+            elif isinstance(action, Broadcast):
+                self._broadcast_raw(*codec.encode_message(action.message))
+            elif isinstance(action, Send):
+                self._send(action.to, *codec.encode_message(action.message))
             elif isinstance(action, ScheduleTick):
                 self._schedule_tick(action.at_ms)
             elif isinstance(action, Committed):
@@ -339,22 +345,31 @@ class ValidatorNode:
         elif isinstance(action, Rejected):
             self.rejections.reject(action.sender, action.reason)
         elif isinstance(action, ForgedBatch):
-            payload = self.batches.forge(action.batch)
-            for peer in self.peers:
-                self._send(peer, codec.Kind.BATCH, payload)
+            self._broadcast_raw(codec.Kind.BATCH, self.batches.forge(action.batch))
         elif isinstance(action, RawMessage):
-            for peer in self.peers if action.to is None else (action.to,):
-                self._send(peer, action.kind, action.payload)
+            if action.to is None:
+                self._broadcast_raw(action.kind, action.payload)
+            else:
+                self._send(action.to, action.kind, action.payload)
+
+    def _broadcast_raw(self, kind: int, payload: bytes) -> None:
+        """One encoding of the message for every peer (fault rules apply per peer)."""
+        message = encode_peer_message(self.chain_id, self.index, kind, payload)
+        for peer in self.peers:
+            self._deliver(peer, message)
 
     def _send(self, peer: int, kind: int, payload: bytes) -> None:
+        self._deliver(peer, encode_peer_message(self.chain_id, self.index, kind, payload))
+
+    def _deliver(self, peer: int, message: bytes) -> None:
         link = self.peers.get(peer)
         if link is None or self.faults.drops(peer, self.rng):
             return
         delay = self.faults.delay_s(peer, self.rng)
         if delay > 0:
-            asyncio.get_running_loop().call_later(delay, link.send, kind, payload)
+            asyncio.get_running_loop().call_later(delay, link.send, message)
         else:
-            link.send(kind, payload)
+            link.send(message)
 
     def _schedule_tick(self, at_ms: int) -> None:
         if self._tick_at == at_ms and self._tick is not None:
@@ -370,6 +385,14 @@ class ValidatorNode:
         self._tick_at = None
         if self.faults.paused:
             self._schedule_tick(now_ms() + 100)
+            return
+        if not self.can_reach_quorum():
+            # Timing out (or proposing) cannot help a node that reaches no quorum: its
+            # timeouts would only make its few connected peers join them, all retransmitting
+            # every period. The clock waits (checked again shortly) until a quorum is
+            # connected: at start-up, until enough validators are up; in a partition, until
+            # it heals. Safety never depends on it; a round already overdue times out at once.
+            self._schedule_tick(now_ms() + QUORUM_WAIT_MS)
             return
         self._apply(self.core.on_tick(now_ms()))
         self._update_gauges()
@@ -415,8 +438,11 @@ class ValidatorNode:
             self.rejections.reject(sender, reason)
             return
         epoch_before = self.core.epoch
-        loop = asyncio.get_running_loop()
-        reason = await loop.run_in_executor(self.consensus_pool, self.core.verify_message, msg)
+        if self.core.verifier.needs_pairing(msg):
+            loop = asyncio.get_running_loop()
+            reason = await loop.run_in_executor(self.consensus_pool, self.core.verify_message, msg)
+        else:  # nothing a thread would save (a vote, or a timeout carrying a known QC)
+            reason = self.core.verify_message(msg)
         if reason is not None:
             self.rejections.reject(sender, reason)
             return
@@ -428,26 +454,31 @@ class ValidatorNode:
 
     # ------------------------------------------------------------------ batching
 
-    async def _batcher(self) -> None:
-        settings = self.config.mempool
-        interval = settings.batch_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
-            if self.faults.paused:
-                continue
-            made = False
-            while len(self.mempool):
-                raws, earliest = self.mempool.take(settings.batch_max_txs)
-                self._batch_seq += 1
-                batch = Batch(self.index, self._batch_seq, tuple(raws), 0, earliest)
-                payload = batch.encode()
-                self.batches.add(VerifiedBatch.local(batch), payload)
-                for peer in self.peers:
-                    self._send(peer, codec.Kind.BATCH, payload)
-                made = True
-            if made:
-                self._batches_arrived()
-            self.metrics.mempool_txs.set(self.mempool.pending_ids)
+    def _schedule_batch(self) -> None:
+        """Cut a batch ``batch_interval_ms`` after the first transaction waiting for one: a
+        timer only while transactions wait (an idle node wakes for nothing)."""
+        if self._batch_timer is None and len(self.mempool):
+            delay = self.config.mempool.batch_interval_ms / 1000
+            self._batch_timer = asyncio.get_running_loop().call_later(delay, self._cut_batches)
+
+    def _cut_batches(self) -> None:
+        self._batch_timer = None
+        if self.faults.paused:
+            self._schedule_batch()
+            return
+        limit = self.config.mempool.batch_max_txs
+        made = False
+        while len(self.mempool):
+            raws, earliest = self.mempool.take(limit)
+            self._batch_seq += 1
+            batch = Batch(self.index, self._batch_seq, tuple(raws), 0, earliest)
+            payload = batch.encode()
+            self.batches.add(VerifiedBatch.local(batch), payload)
+            self._broadcast_raw(codec.Kind.BATCH, payload)
+            made = True
+        if made:
+            self._batches_arrived()
+        self.metrics.mempool_txs.set(self.mempool.pending_ids)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -487,6 +518,7 @@ class ValidatorNode:
                         tx_id=a.tx_id, status=node_pb2.TX_STATUS_REJECTED, reason=reason
                     )
                 )
+        self._schedule_batch()
         self.metrics.txs_submitted_total.inc(len(raws))
         for reason, n in rejected.items():
             self.metrics.reject(reason, n)

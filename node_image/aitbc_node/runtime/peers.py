@@ -1,11 +1,21 @@
 """Validator-to-validator transport: one persistent outbound gRPC stream per peer, reconnected
-with exponential backoff, with a bounded send queue (a slow or dead peer never blocks us)."""
+with exponential backoff, with a bounded outbox (a slow or dead peer never blocks us).
+
+A message is serialized once (``encode_peer_message``) and the same bytes go to every peer's
+outbox: a broadcast to N peers costs one protobuf encoding, not N. The outbox is bounded by
+count and by bytes (much less while the peer is not connected) and drops its *oldest* message
+when full: towards a peer that has been away, what is recent (the round's timeouts, the latest
+proposal) is what still matters, and consensus retransmits the rest or a sync fills the gap.
+Memory per link is thus at most ``OUTBOX_BYTES``, and ``OFFLINE_BYTES`` however long the peer
+stays away.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,8 +25,14 @@ from aitbc_node.proto.aitbc.v1 import node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-#: Messages queued for one peer before new ones are dropped (consensus retransmits what matters).
-SEND_QUEUE = 20_000
+#: Messages, and bytes, queued for one peer before the oldest ones are dropped.
+OUTBOX_MESSAGES = 20_000
+OUTBOX_BYTES = 16 << 20
+#: The same bounds while the peer is not connected: what it needs when it comes back is the
+#: latest round's messages; the rest it syncs (a restarted node flooded with every batch its
+#: peers made while it was down would verify them before it could catch up).
+OFFLINE_MESSAGES = 512
+OFFLINE_BYTES = 1 << 20
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 #: Client keepalive; the server allows pings this often (grpc.http2.min_ping_interval...).
@@ -35,6 +51,13 @@ CHANNEL_OPTIONS = [
 ]
 
 
+def encode_peer_message(chain_id: str, sender: int, kind: int, payload: bytes = b"") -> bytes:
+    """A ``PeerMessage`` serialized once, for any number of peers' outboxes."""
+    return node_pb2.PeerMessage(
+        chain_id=chain_id, sender=sender, kind=kind, payload=payload
+    ).SerializeToString()
+
+
 class PeerLink:
     """The outbound side towards one peer."""
 
@@ -43,34 +66,56 @@ class PeerLink:
         self.peer = peer
         self.address = address
         self.chain_id = chain_id
-        self.queue: asyncio.Queue[node_pb2.PeerMessage | None] = asyncio.Queue(SEND_QUEUE)
+        self._outbox: deque[bytes] = deque()
+        self._outbox_bytes = 0
+        self._ready = asyncio.Event()
         self.connected = False
         self.dropped = 0
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = node_pb2_grpc.PeerStub(self.channel)
+        # The gossip stream takes serialized PeerMessages (no per-peer encoding).
+        self._gossip = self.channel.stream_unary(
+            "/aitbc.v1.Peer/Gossip",
+            request_serializer=None,
+            response_deserializer=node_pb2.GossipAck.FromString,
+        )
+        self._hello = encode_peer_message(chain_id, me, Kind.HELLO)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"peer-{self.peer}")
 
-    def send(self, kind: int, payload: bytes) -> None:
-        msg = node_pb2.PeerMessage(
-            chain_id=self.chain_id, sender=self.me, kind=kind, payload=payload
-        )
-        try:
-            self.queue.put_nowait(msg)
-        except asyncio.QueueFull:
-            self.dropped += 1
+    @property
+    def queued(self) -> int:
+        return len(self._outbox)
 
-    async def _requests(self) -> AsyncIterator[node_pb2.PeerMessage]:
-        yield node_pb2.PeerMessage(chain_id=self.chain_id, sender=self.me, kind=Kind.HELLO)
+    def send(self, message: bytes) -> None:
+        """Queue a serialized ``PeerMessage`` (``encode_peer_message``); when the outbox is
+        full, the oldest queued messages give way."""
+        outbox = self._outbox
+        outbox.append(message)
+        self._outbox_bytes += len(message)
+        most, most_bytes = (
+            (OUTBOX_MESSAGES, OUTBOX_BYTES) if self.connected else (OFFLINE_MESSAGES, OFFLINE_BYTES)
+        )
+        while len(outbox) > most or (self._outbox_bytes > most_bytes and len(outbox) > 1):
+            self._outbox_bytes -= len(outbox.popleft())
+            self.dropped += 1
+        self._ready.set()
+
+    async def _requests(self) -> AsyncIterator[bytes]:
+        yield self._hello
         self.connected = True
-        while True:
-            msg = await self.queue.get()
-            if msg is None:
-                return
-            yield msg
+        outbox = self._outbox
+        while not self._closing:
+            if not outbox:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            message = outbox.popleft()
+            self._outbox_bytes -= len(message)
+            yield message
 
     async def _run(self) -> None:
         backoff = BACKOFF_START_S
@@ -78,7 +123,7 @@ class PeerLink:
             try:
                 await self.channel.channel_ready()
                 backoff = BACKOFF_START_S
-                await self.stub.Gossip(self._requests())
+                await self._gossip(self._requests())
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:
@@ -118,8 +163,7 @@ class PeerLink:
 
     async def close(self) -> None:
         self._closing = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        self._ready.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
