@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from orchestrator.errors import UsageError
 from orchestrator.external.prometheus import PromQuery, RangeSeries
 from orchestrator.measure import promql as pq
+from orchestrator.measure.resources import measure_resources
 from orchestrator.measure.safety import BlockView
 from orchestrator.report.model import (
     E2eLatencyMs,
@@ -390,6 +391,9 @@ class Measurer:
             restarts=self.restarts(planned_restarts),
             final_heights={label: round(value) for label, value in sorted(final.items())},
             load=load,
+            resources=measure_resources(
+                self.prom, self.times.measure_end, window, blocks_in_window
+            ),
             notes=list(self.notes),
         )
         return MeasureResult(

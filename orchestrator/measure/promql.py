@@ -193,3 +193,22 @@ def committed_tps_now() -> str:
     """Committed TPS over the last 10 s, for progress lines and ``status`` (the validators'
     job: the same on every platform)."""
     return f'max(rate(aitbc_txs_committed_total{{job="{VALIDATOR_JOB}"}}[10s]))'
+
+
+def cpu_cores_by_validator(window_s: float) -> str:
+    """CPU cores each validator process used over the window (the node's process collector:
+    ``process_cpu_seconds_total``, user + system)."""
+    return (
+        f"max by ({VALIDATOR_LABEL}) "
+        f"(rate(process_cpu_seconds_total{_validator()}[{duration(window_s)}]))"
+    )
+
+
+def rss_bytes_by_validator(window_s: float, peak: bool = False) -> str:
+    """Each validator's resident memory over the window: its average, or with ``peak`` its
+    highest sample (``process_resident_memory_bytes``)."""
+    over_time = "max_over_time" if peak else "avg_over_time"
+    return (
+        f"max by ({VALIDATOR_LABEL}) "
+        f"({over_time}(process_resident_memory_bytes{_validator()}[{duration(window_s)}]))"
+    )

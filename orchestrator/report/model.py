@@ -75,6 +75,30 @@ class LoadTotals(_Model):
     probes: dict[str, int] = Field(default_factory=dict)
 
 
+class ResourceUsage(_Model):
+    """What the validator processes used over the measured window, from the node's process
+    metrics (``process_cpu_seconds_total``, ``process_resident_memory_bytes``; every validator
+    exports them)."""
+
+    validators: int = Field(description="validators with process metrics in the window")
+    cpu_cores_mean: float | None = Field(
+        default=None, description="CPU cores per validator (rate of CPU seconds), mean"
+    )
+    cpu_cores_max: float | None = Field(default=None, description="the busiest validator")
+    cpu_cores_total: float | None = Field(default=None, description="all validators together")
+    cpu_ms_per_block: float | None = Field(
+        default=None,
+        description="CPU milliseconds one validator spends per committed block (mean "
+        "validator's CPU seconds in the window / blocks committed in the window)",
+    )
+    rss_mib_mean: float | None = Field(
+        default=None, description="resident memory per validator (MiB, average over the window)"
+    )
+    rss_mib_max: float | None = Field(
+        default=None, description="the largest resident memory any validator reached (MiB)"
+    )
+
+
 class Measurements(_Model):
     window_s: float | None = Field(default=None, description="length of the measured window")
     tps: TpsMeasurement = TpsMeasurement()
@@ -87,6 +111,9 @@ class Measurements(_Model):
     restarts: int | None = Field(default=None, description="unplanned validator restarts/deaths")
     final_heights: dict[str, int] = Field(default_factory=dict)
     load: LoadTotals | None = None
+    resources: ResourceUsage | None = Field(
+        default=None, description="validator CPU and memory (None: no process metrics)"
+    )
     notes: list[str] = Field(default_factory=list)
 
 

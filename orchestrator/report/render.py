@@ -313,8 +313,14 @@ def _pct(value: float | None) -> str:
 
 
 def _environment() -> jinja2.Environment:
+    return template_environment("orchestrator.report")
+
+
+def template_environment(package: str) -> jinja2.Environment:
+    """A jinja2 environment over ``package``'s ``templates/`` with the report's filters
+    (``fmt``, ``pct``, ``cell``): other reports (the scale sweep's) format numbers alike."""
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator.report", "templates"),
+        loader=jinja2.PackageLoader(package, "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
