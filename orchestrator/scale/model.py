@@ -46,7 +46,6 @@ class ScaleRow(_Model):
     block_interval_ms: float | None = None
     timeouts: int | None = None
 
-
     @property
     def ok(self) -> bool:
         """A real count passed its criteria; a simulated one was safe (the simulator measures

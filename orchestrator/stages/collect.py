@@ -165,7 +165,7 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
         totals = read_load_totals(artifacts / "load" / SUMMARY_NAME)
     chain = read_chains(inputs.readers)
     with PromQuery(inputs.prometheus_url) as prom:
-        measured = Measurer(prom, times, inputs.platform).measure(
+        measured = Measurer(prom, times, inputs.platform, inputs.plan.network.validators).measure(
             blocks=chain.blocks if chain.hashes else None,
             load=totals,
             probes=None if probes is None else probes[1],
@@ -338,7 +338,9 @@ def collect_run(
     emit("collect", f"measuring run {record.run_id} from {url}")
     if not records:
         with PromQuery(url) as prom:
-            seen = observed_faults(prom, record.created, now, pq.scrape_interval_s(live.name))
+            seen = observed_faults(
+                prom, record.created, now, pq.scrape_interval_s(live.name, plan.network.validators)
+            )
         records = observed_records(seen, load_start)
         if records:
             notes.append(
