@@ -29,6 +29,9 @@ POLL_S = 0.1
 HEIGHT_POLL_S = 0.25
 POLL_WORKERS = 8
 """Validators asked at once."""
+PAUSE_PER_VALIDATOR_S = 0.01
+"""Between two rounds of questions at least this per validator (1 s at 100): the questions
+cost the starting validators CPU too."""
 
 T = TypeVar("T")
 
@@ -103,7 +106,7 @@ def wait_until_ready(
                     f"run {state.run_id}: {what} within {timeout_s:g}s: see {logs_dir} "
                     f"(e.g. {tail(state.validators[waiting[0]].log) if waiting else ''})"
                 )
-            time.sleep(POLL_S)
+            time.sleep(max(POLL_S, PAUSE_PER_VALIDATOR_S * total))
         heights: dict[int, int] = {}
         base: dict[int, int] = {}
         rising: set[int] = set()
@@ -126,7 +129,7 @@ def wait_until_ready(
                     f"run {state.run_id}: the height of validators {stuck} did not rise within "
                     f"{timeout_s:g}s (heights {heights}): see {logs_dir}"
                 )
-            time.sleep(HEIGHT_POLL_S)
+            time.sleep(max(HEIGHT_POLL_S, PAUSE_PER_VALIDATOR_S * total))
         try:
             wait_scraped(
                 prom,
