@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from orchestrator.cli import app
 from orchestrator.errors import PlatformError, UsageError
 from orchestrator.measure.resources import resource_usage
 from orchestrator.platforms import get_platform
@@ -291,3 +293,14 @@ def test_a_sweep_in_the_simulator_and_a_count_that_cannot_run(tmp_path: Path) ->
         assert simulated.tps is None and simulated.rss_mib_per_validator is None
         assert (tmp_path / "out" / f"n-{simulated.validators}" / "report.json").is_file()
     assert (tmp_path / "out" / "scale.html").is_file()
+
+
+def test_scale_refuses_a_platform_it_cannot_sweep(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["scale", "devnet", "--validators", "4", "--platform", "kubernetes", "--out",
+         str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--platform kubernetes: scale runs on local or sim" in result.output
+    assert not (tmp_path / "runs").exists()
