@@ -22,6 +22,7 @@ __all__ = [
     "OutOption",
     "PlatformName",
     "PlatformOption",
+    "ReadyTimeoutOption",
     "RunDirOption",
     "RunIdOption",
     "ScenarioArgument",
@@ -95,6 +96,12 @@ OutOption = Annotated[
         help="Folder for the reports (default: <run-dir>/<run-id>/report).",
         show_default=False,
     ),
+]
+
+
+ReadyTimeoutOption = Annotated[
+    float,
+    typer.Option("--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."),
 ]
 
 

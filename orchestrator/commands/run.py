@@ -11,6 +11,7 @@ from orchestrator.commands.options import (
     OutOption,
     PlatformName,
     PlatformOption,
+    ReadyTimeoutOption,
     RunDirOption,
     RunIdOption,
     ScenarioArgument,
@@ -51,12 +52,7 @@ def register(app: typer.Typer) -> None:
         sets: SetOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
         run_id: RunIdOption = None,
-        ready_timeout: Annotated[
-            float,
-            typer.Option(
-                "--ready-timeout", min=1, help="Seconds to wait for the testnet to be ready."
-            ),
-        ] = DEFAULT_READY_TIMEOUT_S,
+        ready_timeout: ReadyTimeoutOption = DEFAULT_READY_TIMEOUT_S,
         base_port: Annotated[
             int | None,
             typer.Option(

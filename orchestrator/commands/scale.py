@@ -13,6 +13,7 @@ from orchestrator.commands.options import (
     DEFAULT_RUN_DIR,
     PlatformName,
     PlatformOption,
+    ReadyTimeoutOption,
     RunDirOption,
     ScenarioArgument,
     SetOption,
@@ -78,12 +79,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         sets: SetOption = None,
         run_dir: RunDirOption = DEFAULT_RUN_DIR,
-        ready_timeout: Annotated[
-            float,
-            typer.Option(
-                "--ready-timeout", min=1, help="Seconds to wait for each testnet to be ready."
-            ),
-        ] = DEFAULT_READY_TIMEOUT_S,
+        ready_timeout: ReadyTimeoutOption = DEFAULT_READY_TIMEOUT_S,
     ) -> None:
         if platform not in SCALE_PLATFORMS:
             raise UsageError(

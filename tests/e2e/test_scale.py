@@ -13,27 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import QUICK_BOUND_S, SPEED_FREE, needs_prometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="prometheus not on PATH: `make install` (Debian package prometheus)",
-)
 CAMPAIGN_TIMEOUT_S = 1200.0
 """A bound on one command (a few minutes on an idle machine; a busy one takes longer)."""
-QUICK_BOUND_S = 300.0
-SPEED_FREE = (
-    "criteria.min_tps=1",
-    "criteria.max_finality_p50_ms=600000",
-    "criteria.max_finality_p99_ms=600000",
-    "criteria.max_recovery_s=600",
-)
 SHORT = (
     "load.duration=40s",
     "load.warmup=10s",
@@ -45,6 +34,18 @@ SHORT = (
 
 def sets(*values: str) -> list[str]:
     return [item for value in values for item in ("--set", value)]
+
+
+def assert_safe_and_recovered(report: dict, validators: int) -> None:
+    """Safety checked on every validator, the partition recovered, no restart, CPU and memory
+    measured for every validator."""
+    assert report["safety"]["ok"] is True
+    assert report["safety"]["validators"] == list(range(validators))
+    (partition,) = report["faults"]
+    assert partition["kind"] == "partition" and 0 < len(partition["ids"]) < validators / 3 + 1
+    assert partition["recovered"] is True
+    assert report["measurements"]["restarts"] == 0
+    assert_resources_measured(report, validators)
 
 
 def assert_resources_measured(report: dict, validators: int) -> None:
@@ -73,13 +74,7 @@ def test_a_32_validator_campaign_survives_its_partition(
     assert (out / "report.json").is_file(), result.output
     report = json.loads((out / "report.json").read_text())
     assert result.code == 0, result.output
-    assert report["safety"]["ok"] is True
-    assert report["safety"]["validators"] == list(range(32))
-    (partition,) = report["faults"]
-    assert partition["kind"] == "partition" and 0 < len(partition["ids"]) < 32 / 3 + 1
-    assert partition["recovered"] is True
-    assert report["measurements"]["restarts"] == 0
-    assert_resources_measured(report, 32)
+    assert_safe_and_recovered(report, 32)
     assert "CPU per committed block" in (out / "report.md").read_text()
     assert not cli.alive_processes(run_root)
 
@@ -173,8 +168,5 @@ def test_the_100_validator_devnet_passes(cli: Any, run_root: Path, tmp_path: Pat
     assert (out / "report.json").is_file(), result.output
     report = json.loads((out / "report.json").read_text())
     assert result.code == 0, result.output
-    assert report["safety"]["ok"] is True
-    assert report["safety"]["validators"] == list(range(100))
-    assert report["faults"][0]["recovered"] is True
-    assert_resources_measured(report, 100)
+    assert_safe_and_recovered(report, 100)
     assert not cli.alive_processes(run_root)

@@ -66,16 +66,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "orchestrator.platforms.capabilities",
         "orchestrator.stages",
     ),
-    "orchestrator.scale": (
-        *LOW,
-        "orchestrator.external",
-        "orchestrator.faults",
-        "orchestrator.measure",
-        "orchestrator.report",
-        "orchestrator.platforms.capabilities",
-        "orchestrator.stages",
-        "orchestrator.scale",
-    ),
     "orchestrator.commands": (
         *LOW,
         "orchestrator.external",
@@ -89,6 +79,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "orchestrator.cli": ("orchestrator",),
 }
+LAYERS["orchestrator.scale"] = (*LAYERS["orchestrator.stages"], "orchestrator.scale")
 PLATFORM_IMPLEMENTATIONS = ("local", "kubernetes", "sim")
 SHARED_BY_COMMANDS = ("options", "output", "progress")
 
