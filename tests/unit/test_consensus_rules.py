@@ -20,6 +20,7 @@ from aitbc_node.consensus.actions import (
     Rejected,
     Send,
 )
+from aitbc_node.consensus.core import HELP_BACKOFF_MS
 from aitbc_node.consensus.reasons import Reason
 from aitbc_node.consensus.types import (
     MAX_TIMEOUT_DOUBLINGS,
@@ -411,6 +412,70 @@ def test_a_node_that_forms_a_tc_forwards_it_to_the_next_leader() -> None:
         if isinstance(a, Send) and isinstance(a.message, TimeoutCertMsg)
     ]
     assert forwarded == [(next_leader, 1)]
+
+
+def test_a_straggler_timing_out_in_a_left_round_is_sent_the_tc_at_most_once_per_backoff() -> None:
+    """The TC is no longer re-broadcast with every timeout (N^2 messages per period): a node
+    that keeps timing out in a round others left gets the certificate sent to it alone, not
+    for the usual late timeouts of the round just left, and at most once per back-off."""
+    setup = make_setup(7)
+    es = setup.epoch
+    me = bystander(setup, ROUNDS, fallback_rounds=[2])
+    d = Driven(setup, me)
+    d.start(0)
+    others = [i for i in range(setup.size) if i != me]
+    tc1 = tc_for(setup, es, 1, es.anchor_qc, signers=others[:5])
+    d.deliver(10, TimeoutCertMsg(tc1), sender=others[0])
+    assert d.core.round == 2
+    entered = d.core.round_entered_ms
+    straggler = others[5]  # not among the TC's signers
+    late = sign_timeout(setup, es, straggler, 1, es.anchor_qc)
+
+    def helped(out: list[Action]) -> list[tuple[int, int]]:
+        return [
+            (a.to, a.message.tc.round)
+            for a in out
+            if isinstance(a, Send) and isinstance(a.message, TimeoutCertMsg)
+        ]
+
+    assert helped(d.deliver(entered + 1, late)) == []  # the usual race: it forms the TC too
+    half = d.core.round_duration_ms() // 2
+    assert helped(d.deliver(entered + half, late)) == [(straggler, 1)]
+    assert helped(d.deliver(entered + half + 1, late)) == []
+    assert helped(d.deliver(entered + half + HELP_BACKOFF_MS, late)) == [(straggler, 1)]
+    assert not any(
+        isinstance(a, Broadcast) and isinstance(a.message, TimeoutCertMsg) for a in d.log
+    )
+
+
+def test_a_certificate_the_node_is_past_is_refused_before_any_signature_check() -> None:
+    setup = make_setup(7)
+    es = setup.epoch
+    chain = build_chain(setup, [1, 2, 3])
+    me = bystander(setup, ROUNDS)
+    d = Driven(setup, me)
+    d.start(0)
+    for t, proposal in enumerate(chain.proposals):
+        d.deliver(10 + t, proposal)
+    assert d.core.round == 3 and d.core.qc_round(d.core.high_qc) == 2
+    checks = sum(d.recorder.checks.values())
+    old_qc = d.deliver(20, QcMsg(chain.qcs[0]), sender=0)
+    old_tc = d.deliver(21, TimeoutCertMsg(tc_for(setup, es, 1, es.anchor_qc)), sender=0)
+    assert [a.reason for a in old_qc + old_tc if isinstance(a, Rejected)] == [
+        Reason.STALE_MESSAGE,
+        Reason.STALE_MESSAGE,
+    ]
+    assert sum(d.recorder.checks.values()) == checks
+    # A TC of a round left by TCs that carries a higher QC than ours still counts.
+    behind = Driven(setup, me)
+    behind.start(0)
+    behind.deliver(10, chain.proposals[0])
+    behind.deliver(11, TimeoutCertMsg(tc_for(setup, es, 1, es.anchor_qc)), sender=0)
+    behind.deliver(12, TimeoutCertMsg(tc_for(setup, es, 2, es.anchor_qc)), sender=0)
+    assert behind.core.round == 3 and behind.core.qc_round(behind.core.high_qc) == 0
+    out = behind.deliver(13, TimeoutCertMsg(tc_for(setup, es, 2, chain.qcs[0])), sender=0)
+    assert not [a for a in out if isinstance(a, Rejected)]
+    assert behind.core.qc_round(behind.core.high_qc) == 1
 
 
 def test_a_failed_round_counts_once_towards_the_back_off() -> None:

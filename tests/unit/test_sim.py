@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from aitbc_node.chain import consensus_params
 from aitbc_node.cli import main
 from aitbc_node.consensus.types import Mode
 from aitbc_node.sim import CrashSpec, PartitionSpec, SimConfig, Simulator, run_simulation
@@ -360,3 +362,36 @@ def test_100_validators_real_crypto_50_blocks() -> None:
     assert result.safety_violations == 0
     assert result.committed_height >= 50
     assert result.state_roots_agree
+
+
+@pytest.mark.parametrize("fault", ["crash", "partition"])
+def test_one_of_four_away_stalls_the_others_once_then_never_again(fault: str) -> None:
+    """Leader reputation: once ``reputation.WINDOW`` blocks are certified without the missing
+    validator it no longer leads, and its rounds stop timing out. Without it, every round it
+    led stalled the other three for a round timeout or more (about one in four rounds)."""
+    away = (1,)
+    faults: dict[str, Any] = (
+        {"crashes": (CrashSpec(2.0, 30.0, ids=away),)}
+        if fault == "crash"
+        else {"partitions": (PartitionSpec(2.0, 30.0, ids=away),)}
+    )
+    config = SimConfig(
+        validators=4,
+        authorities=4,
+        mode="balanced",
+        blocks=40,
+        seed=3,
+        crypto="modeled",
+        load_tps=50.0,
+        epoch_length=1000,
+        **faults,
+    )
+    sim = Simulator(config)
+    result = sim.run()
+    assert result.safety_violations == 0
+    times = sorted({h: t for (i, h), t in sim.commit_times.items() if i == 0}.values())
+    during = [(a, b) for a, b in pairwise(times) if 2_000 <= a < 30_000]
+    assert len(during) >= 30, during
+    base_ms = consensus_params(sim.genesis).base_timeout(Mode.BALANCED)
+    stalls = [(a, b) for a, b in during if b - a >= base_ms]
+    assert len(stalls) <= 1, stalls

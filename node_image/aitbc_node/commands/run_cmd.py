@@ -10,6 +10,8 @@ import signal
 import sys
 
 from aitbc_node.config import era_check, load_node_config
+from aitbc_node.crypto import BlsScheme
+from aitbc_node.pop_check import check_genesis_pops
 
 #: Set to a path prefix to write cProfile stats of the event loop thread to
 #: ``<prefix>.<validator index>.prof`` when the node stops (SIGTERM/SIGINT).
@@ -38,8 +40,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         format=f"%(asctime)s %(levelname)s v{config.index} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log = logging.getLogger(__name__)
     if era_check(config.data_dir, config.era):
-        logging.getLogger(__name__).warning("era changed to %s: data directory wiped", config.era)
+        log.warning("era changed to %s: data directory wiped", config.era)
+    if check_genesis_pops(
+        config.genesis, BlsScheme(), [config.genesis_path.parent, config.data_dir]
+    ):
+        log.info("genesis: %d proofs of possession verified", len(config.genesis.validators))
     profile_prefix = os.environ.get(ENV_PROFILE)
     if not profile_prefix:
         return asyncio.run(_serve(config))

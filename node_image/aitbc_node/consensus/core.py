@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from aitbc_node.consensus import rules
+from aitbc_node.consensus import reputation, rules
 from aitbc_node.consensus.actions import (
     Action,
     Broadcast,
@@ -90,6 +90,8 @@ PROPOSALS_PER_PROPOSER = 2
 MAX_PENDING_PROPOSALS = 32
 #: How often (ms) the core may ask the same peer for a sync.
 SYNC_BACKOFF_MS = 500
+#: How often (ms) the core sends the same straggler the certificate of its current round.
+HELP_BACKOFF_MS = 500
 
 
 class Application(Protocol):
@@ -130,7 +132,11 @@ class ConsensusCore:
         root_qc: QuorumCert,
         safety: SafetyState,
         previous_epoch: EpochState | None = None,
+        history: Sequence[Block] = (),
     ) -> None:
+        """``history``: committed blocks just below ``root`` (a restart passes the last
+        ``reputation.WINDOW``): the leader reputation reads them, so a restarted node draws the
+        same leaders as the others."""
         self.me = me
         self.scheme = scheme
         self.signer = Signer(me, secret, scheme, epoch.chain_id)
@@ -145,10 +151,15 @@ class ConsensusCore:
             # Resuming at an epoch boundary: the anchor certificate is the epoch's round-0 QC.
             root_qc = self.high_qc = epoch.anchor_qc
         self.tree = BlockTree(root, root_qc)
+        for block in history:
+            if block.height < root.height:
+                self.tree.add(block)
         self.round = 0
         self.timed_out_round = -1
         self.consecutive_timeouts = 0
         self.round_deadline_ms = 0
+        #: When this node entered its current round (``_help_straggler``).
+        self.round_entered_ms = 0
         self.proposal_due_ms: int | None = None
         self.last_tc: TimeoutCert | None = None
 
@@ -166,7 +177,11 @@ class ConsensusCore:
         self.evidence = EvidencePool()
         self.pending: dict[bytes, tuple[int, Proposal]] = {}
         self.last_sync_request_ms: dict[int, int] = {}
+        #: When each straggler was last sent a certificate (``_help_straggler``).
+        self.last_help_ms: dict[int, int] = {}
         self.blocked_commit: tuple[Block, QuorumCert] | None = None
+        #: ``reputation.absent`` per parent block id (certified data: it never changes).
+        self.absent_after: dict[bytes, frozenset[int] | None] = {}
         self.started = False
 
     # ------------------------------------------------------------------ queries
@@ -187,11 +202,44 @@ class ConsensusCore:
     def committed_height(self) -> int:
         return self.tree.committed.height
 
-    def leader(self, round_: int, after_timeout: bool = False) -> int:
-        """Round ``round_``'s proposer: the primary when the round follows a QC of the round
-        before, the fallback when it follows a timeout certificate. A dead primary for r+1 then
-        costs one timed-out round (r, whose votes it would have aggregated), not two."""
-        return rules.leader_of(self.epoch_state, round_, after_timeout)
+    def leader(self, round_: int, after_timeout: bool = False, parent: Block | None = None) -> int:
+        """Round ``round_``'s proposer for a block extending ``parent`` (by default the block of
+        this node's highest QC, which it would extend): the primary when the round follows a
+        QC of the round before, the fallback when it follows a timeout certificate (a dead
+        primary for r+1 then costs one timed-out round, r, whose votes it would have
+        aggregated, not two); never a validator absent from ``parent``'s recent certified
+        chain (``reputation``)."""
+        if parent is None:
+            parent = self._proposal_parent()
+        excluded = self._absent(parent) if parent is not None else None
+        return rules.leader_of(self.epoch_state, round_, after_timeout, excluded or frozenset())
+
+    def may_lead(self, round_: int, after_timeout: bool, parent_id: bytes) -> frozenset[int] | None:
+        """The proposers this node accepts for ``round_`` extending block ``parent_id``: the
+        one leader drawn without the validators absent from that block's recent certified
+        chain (``reputation``); None (not checked) when this node lacks the block or the
+        ancestry the reputation reads (a vote or proposal that overtook its block, a node
+        restarted from its committed block): it cannot tell, and refusing would turn an
+        honest sender into a suspect. Such a proposal is checked and then waits for a sync
+        (its parent is missing); such a vote is only collected (a quorum of them is checked
+        once, as any)."""
+        parent = self.tree.get(parent_id)
+        if parent is None:
+            return None
+        excluded = self._absent(parent)
+        if excluded is None:
+            return None
+        return frozenset({rules.leader_of(self.epoch_state, round_, after_timeout, excluded)})
+
+    def _absent(self, parent: Block) -> frozenset[int] | None:
+        cached = self.absent_after.get(parent.id, ())
+        if cached != ():
+            return cached  # type: ignore[return-value]
+        if len(self.absent_after) > 1024:
+            self.absent_after.clear()
+        found = reputation.absent(parent, self.tree.get, self.epoch_state)
+        self.absent_after[parent.id] = found
+        return found
 
     def _current_leader(self) -> int:
         return self.leader(self.round, self._entered_by_tc())
@@ -245,6 +293,7 @@ class ConsensusCore:
             me=self.me,
             high_qc_round=self.qc_round(self.high_qc),
             committed_height=self.committed_height,
+            may_lead=self.may_lead,
         )
 
     # ------------------------------------------------------------------ events
@@ -365,7 +414,7 @@ class ConsensusCore:
                 ) or self.verifier.qc(certifying) is not None:
                     out.append(Rejected(sender, Reason.SYNC_BAD_QC))
                     break
-                if not self._insert_block(block, out, sender, now_ms):
+                if not self._insert_block(block, out, sender, now_ms, certified=True):
                     break
             self._process_qc(block.justify, now_ms, out, sender)
         if high_qc is not None and high_qc.epoch == self.epoch and not self.verifier.qc(high_qc):
@@ -385,6 +434,7 @@ class ConsensusCore:
         if round_ <= self.round and self.started and self.round_deadline_ms:
             return
         self.round = round_
+        self.round_entered_ms = now_ms
         self.round_deadline_ms = now_ms + self.round_duration_ms()
         self.proposal_due_ms = None
         # Forget what was gathered for rounds long gone.
@@ -485,9 +535,12 @@ class ConsensusCore:
         out.append(Broadcast(proposal))
         self._on_proposal(now_ms, self.me, proposal, out)
 
-    def _insert_block(self, block: Block, out: list[Action], sender: int, now_ms: int) -> bool:
+    def _insert_block(
+        self, block: Block, out: list[Action], sender: int, now_ms: int, certified: bool = False
+    ) -> bool:
         """Check a block's place in the tree and add it. False (and a reason) when it does not
-        fit."""
+        fit. The proposer of a ``certified`` block (a verified QC names it) is not checked:
+        a quorum accepted it, and this node may lack the history its leader was drawn from."""
         es = self.epoch_state
         if block.justify.epoch != block.epoch:
             # An epoch's first blocks extend its anchor with a (verified) QC of the ended epoch.
@@ -501,7 +554,7 @@ class ConsensusCore:
         if parent is None:
             self._request_sync(sender, now_ms, out)
             return False
-        reason = rules.block_shape(block, es)
+        reason = rules.block_shape(block, es, None if certified else self.may_lead)
         if reason is None:
             reason = rules.placement(block, parent, es)
         if reason is not None:
@@ -577,7 +630,7 @@ class ConsensusCore:
         self.safety = replace(self.safety, last_voted_round=block.round)
         out.append(PersistSafety(self.safety))
         vote = self.signer.vote(self.epoch, block.round, block.height, block.id)
-        next_leader = self.leader(block.round + 1)
+        next_leader = self.leader(block.round + 1, parent=block)
         if next_leader == self.me:
             self._on_vote(now_ms, vote, out, own=True)
         else:
@@ -595,7 +648,10 @@ class ConsensusCore:
         )
         if ev is not None:
             _found(ev, out)
-        if vote.round + 1 < self.round or self.leader(vote.round + 1) != self.me:
+        if vote.round + 1 < self.round:
+            return
+        leaders = self.may_lead(vote.round + 1, False, vote.block_id)
+        if leaders is not None and self.me not in leaders:
             return
         voters = self.voters.setdefault(vote.round, {})
         if voters.get(vote.voter, 0) >= VOTES_PER_VOTER:
@@ -737,6 +793,7 @@ class ConsensusCore:
         self.timeouts.clear()
         self.proposed.clear()
         self.pending.clear()
+        self.absent_after.clear()
         out.append(EpochStarted(new, tuple(proof)))
         self._enter_round(1, now_ms, out)
 
@@ -757,15 +814,16 @@ class ConsensusCore:
             out.append(PersistSafety(self.safety))
         timeout = self.signer.timeout(self.epoch, round_, self.high_qc)
         out.append(Broadcast(timeout))
-        if self.last_tc is not None and self.last_tc.round == round_ - 1:
-            out.append(Broadcast(TimeoutCertMsg(self.last_tc)))
         self._on_timeout(now_ms, timeout, out, own=True)
 
     def _on_timeout(
         self, now_ms: int, timeout: Timeout, out: list[Action], own: bool = False
     ) -> None:
         self._process_qc(timeout.high_qc, now_ms, out, timeout.voter)
-        if not self.round <= timeout.round <= self.round + rules.FUTURE_ROUND_WINDOW:
+        if timeout.round < self.round and not own:
+            self._help_straggler(timeout, now_ms, out)
+            return
+        if timeout.round > self.round + rules.FUTURE_ROUND_WINDOW:
             return  # a far-ahead timeout was worth its certificate only
         es = self.epoch_state
         collector = self.timeouts.setdefault(timeout.round, TimeoutCollector())
@@ -797,6 +855,32 @@ class ConsensusCore:
             # The next leader may have missed some of these timeouts (loss, partition): without
             # the TC it cannot propose, and the round would time out again.
             out.append(Send(next_leader, TimeoutCertMsg(tc)))
+
+    def _help_straggler(self, timeout: Timeout, now_ms: int, out: list[Action]) -> None:
+        """``timeout``'s voter timed out in a round this node has left: send it the certificate
+        that brought this node into its round (the TC, or the highest QC), at most once per
+        ``HELP_BACKOFF_MS``. Only stragglers get it: re-broadcasting the TC with every
+        retransmitted timeout would cost N^2 messages (and as many certificate checks) per
+        timeout period. A timeout of the round just left that arrives within half a round of
+        leaving it is the usual race (its voter forms the same TC from the same timeouts), not
+        a straggler: it is not answered, or every TC would cost N times the late third."""
+        peer = timeout.voter
+        if peer == self.me:
+            return
+        if (
+            timeout.round + 1 == self.round
+            and now_ms - self.round_entered_ms < self.round_duration_ms() // 2
+        ):
+            return
+        last = self.last_help_ms.get(peer)
+        if last is not None and now_ms - last < HELP_BACKOFF_MS:
+            return
+        self.last_help_ms[peer] = now_ms
+        if self._entered_by_tc():
+            assert self.last_tc is not None
+            out.append(Send(peer, TimeoutCertMsg(self.last_tc)))
+        elif self.high_qc.epoch == self.epoch:
+            out.append(Send(peer, QcMsg(self.high_qc)))
 
     # ------------------------------------------------------------------ sync
 

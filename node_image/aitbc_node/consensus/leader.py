@@ -5,6 +5,10 @@ or QC aggregates, which a leader could grind. Per mode:
 FAST: authorities only, uniformly. BALANCED: a hash draw picks the authority class 70 % of the time
 (uniform among authorities) and the staker class 30 % (stake-weighted among non-authority stakers;
 an authority when there are none). SECURE: stake-weighted over all validators.
+
+Leader reputation (``reputation``) may exclude validators absent from the recent certified
+chain: a draw that lands on one is drawn again from the same distribution (so the others keep
+their proportions), and after a few redraws the next eligible authority in order leads.
 """
 
 from __future__ import annotations
@@ -29,23 +33,45 @@ def select_leader(
     epoch: int,
     round_: int,
     after_timeout: bool = False,
+    excluded: frozenset[int] = frozenset(),
 ) -> int:
     """Round ``round_``'s primary proposer, or with ``after_timeout`` its fallback: a second draw
     from the same distribution that differs from the primary whenever another candidate
-    exists (a few redraws, then the next authority in order)."""
-    primary = _select(validators, mode, seed, epoch, round_, b"")
+    exists (a few redraws, then the next authority in order). Validators in ``excluded`` are
+    skipped the same way (callers never exclude every authority)."""
+    primary = _eligible(validators, mode, seed, epoch, round_, b"", excluded)
     if not after_timeout:
         return primary
-    for attempt in range(1, 9):
-        candidate = _select(validators, mode, seed, epoch, round_, b"fallback%d" % attempt)
-        if candidate != primary:
+    return _eligible(validators, mode, seed, epoch, round_, b"fallback", excluded | {primary})
+
+
+def _eligible(
+    validators: ValidatorSet,
+    mode: Mode,
+    seed: bytes,
+    epoch: int,
+    round_: int,
+    salt: bytes,
+    excluded: frozenset[int],
+) -> int:
+    """The first of a few draws not in ``excluded`` (the unsalted draw first, when ``salt`` is
+    empty), else the next authority in order that is not (after the first draw, or after the
+    excluded primary for a fallback)."""
+    first = _select(validators, mode, seed, epoch, round_, b"")
+    salts = [salt + b"%d" % attempt for attempt in range(1, 9)]
+    if not salt:
+        salts = [b"", *(b"reputation" + s for s in salts)]
+    for drawn in salts:
+        candidate = first if not drawn else _select(validators, mode, seed, epoch, round_, drawn)
+        if candidate not in excluded:
             return candidate
     authorities = validators.authorities
-    return (
-        authorities[(authorities.index(primary) + 1) % len(authorities)]
-        if (primary in authorities)
-        else authorities[0]
-    )
+    start = authorities.index(first) + 1 if first in authorities else 0
+    for step in range(len(authorities)):
+        candidate = authorities[(start + step) % len(authorities)]
+        if candidate not in excluded:
+            return candidate
+    return first
 
 
 def _select(

@@ -7,6 +7,8 @@ rule also says when a refusal is one an honest proposer can cause, which is not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aitbc_node.consensus.codec import message_epoch
 from aitbc_node.consensus.leader import select_leader
 from aitbc_node.consensus.reasons import Reason
@@ -18,6 +20,7 @@ from aitbc_node.consensus.types import (
     EvidenceMsg,
     Message,
     Proposal,
+    QcMsg,
     SafetyState,
     Timeout,
     Vote,
@@ -31,8 +34,15 @@ MAX_ROUND_LEAD = 10_000
 FUTURE_ROUND_WINDOW = 100
 
 
-def leader_of(es: EpochState, round_: int, after_timeout: bool) -> int:
-    return select_leader(es.validators, es.mode, es.seed, es.epoch, round_, after_timeout)
+#: Who may propose a round: (round, after a timeout, id of the block the proposal extends) ->
+#: the proposers this node accepts, or None when it cannot tell (``ConsensusCore.may_lead``).
+LeaderView = Callable[[int, bool, bytes], frozenset[int] | None]
+
+
+def leader_of(
+    es: EpochState, round_: int, after_timeout: bool, excluded: frozenset[int] = frozenset()
+) -> int:
+    return select_leader(es.validators, es.mode, es.seed, es.epoch, round_, after_timeout, excluded)
 
 
 def screen(
@@ -44,12 +54,14 @@ def screen(
     me: int,
     high_qc_round: int,
     committed_height: int,
+    may_lead: LeaderView,
 ) -> Reason | None:
     """Cheap checks of a peer message against a node in ``round_`` of ``es`` whose highest QC
     has ``high_qc_round``: the sender is the author of what it signs (nobody relays votes,
     timeouts or proposals), the message is not stale (a proposal at or below the committed
     height included) and not too far ahead, a vote goes to the next leader (``me``), a proposal
-    has its round's leader and a bounded payload."""
+    has its round's leader (``may_lead``) and a bounded payload, a certificate is not one this
+    node is past."""
     if isinstance(msg, Proposal):
         block = msg.block
         if sender != block.proposer:
@@ -60,7 +72,7 @@ def screen(
             return Reason.STALE_MESSAGE
         if not round_ - MAX_ROUND_LEAD <= block.round <= round_ + MAX_ROUND_LEAD:
             return Reason.ROUND_OUT_OF_RANGE
-        return block_shape(block, es)
+        return block_shape(block, es, may_lead)
     if isinstance(msg, Vote | Timeout):
         if sender != msg.voter:
             return Reason.SENDER_MISMATCH
@@ -71,7 +83,8 @@ def screen(
                 return Reason.STALE_MESSAGE
             if msg.round > round_ + FUTURE_ROUND_WINDOW:
                 return Reason.ROUND_TOO_FAR_AHEAD
-            if leader_of(es, msg.round + 1, False) != me:
+            leaders = may_lead(msg.round + 1, False, msg.block_id)
+            if leaders is not None and me not in leaders:
                 return Reason.MISDIRECTED_VOTE
         elif (
             msg.round > round_ + FUTURE_ROUND_WINDOW
@@ -82,19 +95,35 @@ def screen(
     if isinstance(msg, EvidenceMsg):
         # Evidence of the epoch before still commits in this one.
         return Reason.STALE_MESSAGE if msg.evidence.epoch + 1 < es.epoch else None
-    return Reason.STALE_MESSAGE if message_epoch(msg) < es.epoch else None
+    if message_epoch(msg) < es.epoch:
+        return Reason.STALE_MESSAGE
+    if message_epoch(msg) > es.epoch:
+        return None
+    # A certificate this node is past brings nothing (every node forms its own TC and forwards
+    # it to the next leader, and helps stragglers with it: many copies per round, each a new
+    # object that would cost its pairings): only one with a higher QC is worth checking.
+    if isinstance(msg, QcMsg):
+        return Reason.STALE_MESSAGE if msg.qc.round < high_qc_round else None
+    tc = msg.tc
+    if tc.round < round_ and qc_round_in(es.epoch, tc.high_qc) <= high_qc_round:
+        return Reason.STALE_MESSAGE
+    return None
 
 
-def block_shape(block: Block, es: EpochState) -> Reason | None:
+def block_shape(block: Block, es: EpochState, may_lead: LeaderView | None) -> Reason | None:
     """A block of ``es``: its proposer is its round's leader (the fallback after a TC for the
-    round before) and its payload is within the epoch's limits."""
+    round before) as ``may_lead`` tells (None: not checked, for a block a verified QC
+    certifies) and its payload is within the epoch's limits."""
     params = es.params
     if len(block.batches) > params.max_batches_per_block:
         return Reason.TOO_MANY_BATCHES
     if len(block.evidence) > params.max_evidence_per_block:
         return Reason.TOO_MUCH_EVIDENCE
+    if may_lead is None:
+        return None
     after_timeout = block.tc is not None and block.tc.round == block.round - 1
-    if block.proposer != leader_of(es, block.round, after_timeout):
+    leaders = may_lead(block.round, after_timeout, block.parent_id)
+    if leaders is not None and block.proposer not in leaders:
         return Reason.WRONG_LEADER
     return None
 

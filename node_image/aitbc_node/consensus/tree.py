@@ -3,12 +3,14 @@ committed pointer, and the walks the core needs (ancestry, the chain a commit ex
 
 from __future__ import annotations
 
+from aitbc_node.consensus.reputation import WINDOW
 from aitbc_node.consensus.types import Block, QuorumCert
 
 #: Blocks kept before the tree is pruned (down to a few below the committed height).
 PRUNE_AT = 256
-#: Committed blocks kept below the committed height when pruning.
-KEEP_BELOW_COMMITTED = 8
+#: Committed blocks kept below the committed height when pruning (the leader reputation reads
+#: ``WINDOW`` blocks down from a proposal's parent).
+KEEP_BELOW_COMMITTED = WINDOW + 8
 
 
 class BlockTree:

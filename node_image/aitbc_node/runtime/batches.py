@@ -101,12 +101,20 @@ class BatchIntake:
         self.rejections = rejections
         self.on_added = on_added
         self.spawn = spawn
+        #: Digests on a gossip worker's queue (verified in stream order, behind the others).
+        self._gossiped: set[bytes] = set()
+        #: Digests being verified from a FetchBatches or Sync answer.
         self._verifying: set[bytes] = set()
         self._fetching: set[bytes] = set()
         self._invalid: OrderedDict[bytes, None] = OrderedDict()
         self._queues: dict[int, asyncio.Queue[tuple[Batch, bytes]]] = {}
 
     def busy_with(self, digest: bytes) -> bool:
+        """A fetch or an answer already brings ``digest``. A digest only queued on a gossip
+        worker does not count: the core asks for a batch when a vote or a commit waits for it,
+        and behind a backlog of gossip (a node back from a crash gets every peer's queued
+        batches at once) it could wait for many seconds; the copy that loses the race is
+        refused as known."""
         return digest in self._verifying or digest in self._fetching
 
     async def verify(self, sender: int, batch: Batch) -> VerifiedBatch | None:
@@ -145,14 +153,16 @@ class BatchIntake:
             self.rejections.reject(sender, Reason.BATCH_WRONG_AUTHOR)
             return
         digest = batch.digest
-        if digest in self._verifying or not self.pool.replica.missing_batches([batch.ref]):
-            return  # already known, committed or on its way
+        if self.busy_with(digest) or digest in self._gossiped:
+            return  # on its way
+        if not self.pool.replica.missing_batches([batch.ref]):
+            return  # already known or committed
         queue = self._queues.get(sender)
         if queue is None:
             queue = asyncio.Queue(BATCH_QUEUE)
             self._queues[sender] = queue
             self.spawn(self._worker(sender, queue))
-        self._verifying.add(digest)
+        self._gossiped.add(digest)
         await queue.put((batch, payload))
 
     async def _worker(self, sender: int, queue: asyncio.Queue[tuple[Batch, bytes]]) -> None:
@@ -164,7 +174,7 @@ class BatchIntake:
                 log.exception("validator %d: batch from %d failed", self.index, sender)
                 verified = None
             finally:
-                self._verifying.discard(batch.digest)
+                self._gossiped.discard(batch.digest)
             if verified is not None and self._admit(sender, verified, payload):
                 self.on_added()
 

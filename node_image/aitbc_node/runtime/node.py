@@ -71,6 +71,10 @@ SERVER_OPTIONS = [
 ]
 
 
+#: How often (ms) a node that reaches no quorum looks again before running its consensus clock.
+QUORUM_WAIT_MS = 250
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -381,6 +385,14 @@ class ValidatorNode:
         self._tick_at = None
         if self.faults.paused:
             self._schedule_tick(now_ms() + 100)
+            return
+        if not self.can_reach_quorum():
+            # Timing out (or proposing) cannot help a node that reaches no quorum: its
+            # timeouts would only make its few connected peers join them, all retransmitting
+            # every period. The clock waits (checked again shortly) until a quorum is
+            # connected: at start-up, until enough validators are up; in a partition, until
+            # it heals. Safety never depends on it; a round already overdue times out at once.
+            self._schedule_tick(now_ms() + QUORUM_WAIT_MS)
             return
         self._apply(self.core.on_tick(now_ms()))
         self._update_gauges()

@@ -3,10 +3,11 @@ with exponential backoff, with a bounded outbox (a slow or dead peer never block
 
 A message is serialized once (``encode_peer_message``) and the same bytes go to every peer's
 outbox: a broadcast to N peers costs one protobuf encoding, not N. The outbox is bounded by
-count and by bytes and drops its *oldest* message when full: towards a peer that has been away,
-what is recent (the round's timeouts, the latest proposal) is what still matters, and
-consensus retransmits the rest or a sync fills the gap. Memory per link is thus at most
-``OUTBOX_BYTES`` however long the peer stays away.
+count and by bytes (much less while the peer is not connected) and drops its *oldest* message
+when full: towards a peer that has been away, what is recent (the round's timeouts, the latest
+proposal) is what still matters, and consensus retransmits the rest or a sync fills the gap.
+Memory per link is thus at most ``OUTBOX_BYTES``, and ``OFFLINE_BYTES`` however long the peer
+stays away.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 #: Messages, and bytes, queued for one peer before the oldest ones are dropped.
 OUTBOX_MESSAGES = 20_000
 OUTBOX_BYTES = 16 << 20
+#: The same bounds while the peer is not connected: what it needs when it comes back is the
+#: latest round's messages; the rest it syncs (a restarted node flooded with every batch its
+#: peers made while it was down would verify them before it could catch up).
+OFFLINE_MESSAGES = 512
+OFFLINE_BYTES = 1 << 20
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
 #: Client keepalive; the server allows pings this often (grpc.http2.min_ping_interval...).
@@ -90,9 +96,10 @@ class PeerLink:
         outbox = self._outbox
         outbox.append(message)
         self._outbox_bytes += len(message)
-        while len(outbox) > OUTBOX_MESSAGES or (
-            self._outbox_bytes > OUTBOX_BYTES and len(outbox) > 1
-        ):
+        most, most_bytes = (
+            (OUTBOX_MESSAGES, OUTBOX_BYTES) if self.connected else (OFFLINE_MESSAGES, OFFLINE_BYTES)
+        )
+        while len(outbox) > most or (self._outbox_bytes > most_bytes and len(outbox) > 1):
             self._outbox_bytes -= len(outbox.popleft())
             self.dropped += 1
         self._ready.set()

@@ -8,7 +8,7 @@ import logging
 
 from aitbc_node.batch import VerifiedBatch, decode_batch
 from aitbc_node.chain import first_epoch, genesis_block
-from aitbc_node.consensus import codec
+from aitbc_node.consensus import codec, reputation
 from aitbc_node.consensus.actions import Action
 from aitbc_node.consensus.core import ConsensusCore
 from aitbc_node.consensus.types import SafetyState
@@ -67,6 +67,11 @@ def recover(
         root_qc = codec.decode_qc(stored.qc)
         replica.remember_committed(store.recent_batch_digests(COMMITTED_MEMORY))
     safety = store.load_safety() or SafetyState(epoch=epoch.epoch)
+    history = []
+    for h in range(max(1, height - reputation.WINDOW), height):
+        below = store.block(h)
+        if below is not None:
+            history.append(codec.decode_block(below.block))
     core = ConsensusCore(
         me=index,
         secret=secret,
@@ -77,6 +82,7 @@ def recover(
         root_qc=root_qc,
         safety=safety,
         previous_epoch=previous,
+        history=history,
     )
     log.info(
         "validator %d recovered: height %d, epoch %d, safety %s", index, height, epoch.epoch, safety

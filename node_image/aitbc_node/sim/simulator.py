@@ -21,6 +21,7 @@ from typing import Any
 from aitbc_node.batch import Batch, VerifiedBatch, verify_batch
 from aitbc_node.byzantine import DriverAction, ForgedBatch, RawMessage
 from aitbc_node.chain import consensus_params, first_epoch, genesis_block
+from aitbc_node.consensus import reputation
 from aitbc_node.consensus.actions import (
     Action,
     Broadcast,
@@ -515,6 +516,7 @@ class Simulator:
             root_qc=root_qc,
             safety=safety,
             previous_epoch=old.previous_epoch,
+            history=[block for block, _qc in node.committed[-reputation.WINDOW - 1 : -1]],
         )
         node.core = core
         node.replica = replica
