@@ -17,6 +17,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "aitbc"))
 SPREAD_MODULES = frozenset(
     {
         "tests/e2e/test_campaign.py",
+        "tests/e2e/test_scale.py",
         "tests/unit/test_safety_properties.py",
         "tests/unit/test_byzantine_sim.py",
     }

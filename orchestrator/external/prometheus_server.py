@@ -88,19 +88,25 @@ def find_prometheus(path: str | None = None) -> str:
 
 
 def write_config(
-    layout: PrometheusLayout, *, run_id: str, validator_job: str, loadgen_job: str
+    layout: PrometheusLayout,
+    *,
+    run_id: str,
+    validator_job: str,
+    loadgen_job: str,
+    scrape_interval_s: float = SCRAPE_INTERVAL_S,
 ) -> Path:
-    """Write ``prometheus.yml`` (scrape and evaluation every second, a file-SD job for the
-    validators and one for the load generator) and empty target files. Returns its path."""
+    """Write ``prometheus.yml`` (scrape and evaluation every ``scrape_interval_s``, a file-SD
+    job for the validators and one for the load generator) and empty target files. Returns its
+    path."""
     layout.targets_dir.mkdir(parents=True, exist_ok=True)
     layout.data.mkdir(parents=True, exist_ok=True)
     jobs = ((validator_job, layout.validators_file), (loadgen_job, layout.loadgen_file))
     lines = [
         "# Written by aitbc-testnet (orchestrator/external/prometheus_server.py) for this run.",
         "global:",
-        f"  scrape_interval: {SCRAPE_INTERVAL_S}s",
-        f"  scrape_timeout: {SCRAPE_INTERVAL_S}s",
-        f"  evaluation_interval: {SCRAPE_INTERVAL_S}s",
+        f"  scrape_interval: {scrape_interval_s:g}s",
+        f"  scrape_timeout: {scrape_interval_s:g}s",
+        f"  evaluation_interval: {scrape_interval_s:g}s",
         "  external_labels:",
         f"    aitbc_run: {json.dumps(run_id)}",
         "scrape_configs:",

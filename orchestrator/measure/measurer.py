@@ -24,6 +24,7 @@ from orchestrator.measure.latency import (
     milliseconds,
     node_buckets,
 )
+from orchestrator.measure.resources import measure_resources
 from orchestrator.measure.safety import BlockView
 from orchestrator.report.model import (
     E2eLatencyMs,
@@ -190,7 +191,9 @@ def _relative(
 class Measurer:
     """Measures one run. ``platform`` picks the rate window and the step of the series."""
 
-    def __init__(self, prom: PromQuery, times: RunTimes, platform: str) -> None:
+    def __init__(
+        self, prom: PromQuery, times: RunTimes, platform: str, validators: int = 0
+    ) -> None:
         if times.window_s <= 0:
             raise UsageError(
                 f"the measured window is empty (load {times.load_end - times.load_start:g} s, "
@@ -199,9 +202,9 @@ class Measurer:
             )
         self.prom = prom
         self.times = times
-        self.rate_window_s = pq.rate_window_s(platform)
+        self.rate_window_s = pq.rate_window_s(platform, validators)
         span = max(0.0, times.run_end - times.load_start)
-        self.step_s = max(pq.scrape_interval_s(platform), math.ceil(span / MAX_POINTS))
+        self.step_s = max(pq.scrape_interval_s(platform, validators), math.ceil(span / MAX_POINTS))
         self.notes: list[str] = []
 
     # -- pieces ------------------------------------------------------------------------------
@@ -410,6 +413,9 @@ class Measurer:
             restarts=self.restarts(planned_restarts),
             final_heights={label: round(value) for label, value in sorted(final.items())},
             load=load,
+            resources=measure_resources(
+                self.prom, self.times.measure_end, window, blocks_in_window
+            ),
             notes=list(self.notes),
         )
         return MeasureResult(

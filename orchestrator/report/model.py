@@ -11,7 +11,8 @@ before ``schema_minor`` existed reads as minor 0).
 
 Minors: 1 adds ``byzantine`` (what each byzantine fault's behaviour did: actions, refusals,
 slashing, commits), ``faults[].behaviour`` and ``schema_minor``; 2 adds ``measurements.latency``
-(exact end-to-end quantiles beside the node histograms) and ``e2e_latency_ms.p90``/``max``.
+(exact end-to-end quantiles beside the node histograms) and ``e2e_latency_ms.p90``/``max``;
+3 adds ``measurements.resources`` (validators' CPU and memory).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.errors import UsageError
 
 SCHEMA_VERSION = 1
-SCHEMA_MINOR = 2
+SCHEMA_MINOR = 3
 REPORT_FILE = "report.json"
 
 
@@ -137,6 +138,30 @@ class LoadTotals(_Model):
     probes: dict[str, int] = Field(default_factory=dict)
 
 
+class ResourceUsage(_Model):
+    """What the validator processes used over the measured window, from the node's process
+    metrics (``process_cpu_seconds_total``, ``process_resident_memory_bytes``; every validator
+    exports them)."""
+
+    validators: int = Field(description="validators with process metrics in the window")
+    cpu_cores_mean: float | None = Field(
+        default=None, description="CPU cores per validator (rate of CPU seconds), mean"
+    )
+    cpu_cores_max: float | None = Field(default=None, description="the busiest validator")
+    cpu_cores_total: float | None = Field(default=None, description="all validators together")
+    cpu_ms_per_block: float | None = Field(
+        default=None,
+        description="CPU milliseconds one validator spends per committed block (mean "
+        "validator's CPU seconds in the window / blocks committed in the window)",
+    )
+    rss_mib_mean: float | None = Field(
+        default=None, description="resident memory per validator (MiB, average over the window)"
+    )
+    rss_mib_max: float | None = Field(
+        default=None, description="the largest resident memory any validator reached (MiB)"
+    )
+
+
 class Measurements(_Model):
     window_s: float | None = Field(default=None, description="length of the measured window")
     tps: TpsMeasurement = TpsMeasurement()
@@ -152,6 +177,9 @@ class Measurements(_Model):
     restarts: int | None = Field(default=None, description="unplanned validator restarts/deaths")
     final_heights: dict[str, int] = Field(default_factory=dict)
     load: LoadTotals | None = None
+    resources: ResourceUsage | None = Field(
+        default=None, description="validator CPU and memory (None: no process metrics)"
+    )
     notes: list[str] = Field(default_factory=list)
 
 

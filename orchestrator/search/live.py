@@ -102,7 +102,7 @@ class LiveTrials:
         return backlog
 
     def _mempool_growth(self, times: RunTimes) -> float | None:
-        step = pq.scrape_interval_s(self.name)
+        step = pq.scrape_interval_s(self.name, self.plan.network.validators)
         series = self.prom.range(pq.mempool_txs(), times.measure_start, times.measure_end, step)
         points = [point for item in series for point in item.points]
         fitted = slope(points)
@@ -111,7 +111,7 @@ class LiveTrials:
     def _first_offer(self, start: float, end: float) -> float | None:
         """When the load generator offered its first transactions (its start-up takes seconds
         on a busy machine): the first sample of its offered counter above 0 after ``start``."""
-        step = pq.scrape_interval_s(self.name)
+        step = pq.scrape_interval_s(self.name, self.plan.network.validators)
         series = self.prom.range(pq.loadgen_total(OFFERED), start, end, step)
         stamps = [stamp for item in series for stamp, value in item.points if value > 0]
         return min(stamps) if stamps else None
@@ -174,7 +174,7 @@ class LiveTrials:
             self.prom,
             times.measure_end,
             self.plan.network.validators,
-            SCRAPED_BOUND_SCRAPES * pq.scrape_interval_s(self.name),
+            SCRAPED_BOUND_SCRAPES * pq.scrape_interval_s(self.name, self.plan.network.validators),
         )
         measurer = Measurer(self.prom, times, self.name)
         tps = measurer.tps(None)

@@ -134,7 +134,7 @@ class Campaign:
             return None, None
         try:
             height = self._prom.scalar(f"max({pq.height_by_validator()})")
-            window_s = pq.rate_window_s(self._deployer.name)
+            window_s = pq.rate_window_s(self._deployer.name, self.plan.network.validators)
             tps = self._prom.scalar(pq.committed_tps(window_s))
         except PlatformError:
             return None, None
@@ -221,7 +221,8 @@ class Campaign:
                 prom,
                 time.time(),
                 plan.network.validators,
-                SCRAPED_BOUND_SCRAPES * pq.scrape_interval_s(deployer.name),
+                SCRAPED_BOUND_SCRAPES
+                * pq.scrape_interval_s(deployer.name, plan.network.validators),
             )
             run_end = time.time()
             self._emit("collect", "measuring from Prometheus, reading every validator's chain")

@@ -209,7 +209,7 @@ def collect_report(inputs: CollectInputs, artifacts: Path | None) -> Report:
     blocks = chain.blocks if chain.hashes else None
     restarts = planned_restarts(inputs.records)
     with PromQuery(inputs.prometheus_url) as prom:
-        measurer = Measurer(prom, times, inputs.platform)
+        measurer = Measurer(prom, times, inputs.platform, inputs.plan.network.validators)
         measured = measurer.measure(
             blocks=blocks,
             load=totals,
@@ -407,7 +407,9 @@ def collect_run(
     emit("collect", f"measuring run {record.run_id} from {url}")
     if not records:
         with PromQuery(url) as prom:
-            seen = observed_faults(prom, record.created, now, pq.scrape_interval_s(live.name))
+            seen = observed_faults(
+                prom, record.created, now, pq.scrape_interval_s(live.name, plan.network.validators)
+            )
         records = observed_records(seen, load_start)
         if records:
             notes.append(

@@ -20,6 +20,7 @@ from orchestrator.report.model import (
     FinalityMs,
     Measurements,
     Report,
+    ResourceUsage,
     SafetyReport,
     SafetyViolation,
     TpsMeasurement,
@@ -51,6 +52,7 @@ def simulated_report(
         mode=result.mode,
         slashing_events=result.slashed_validators,
         final_heights={"max": result.committed_height},
+        resources=_modeled_cpu(raw, plan.network.validators, result.committed_height),
         notes=[*result.notes, *(f"not simulated: {item}" for item in result.not_simulated)],
     )
     violations = []
@@ -156,6 +158,17 @@ def simulated_report(
             f"({result.simulated_seconds:g} simulated s, crypto {result.crypto}), not from a "
             "running testnet; times are simulated seconds"
         ],
+    )
+
+
+def _modeled_cpu(raw: Mapping[str, Any], validators: int, height: int) -> ResourceUsage | None:
+    """CPU per committed block as the simulator charged it: the cost model's signature
+    operations of every node (``charged_cpu_seconds``), per validator and block."""
+    charged = raw.get("charged_cpu_seconds")
+    if not isinstance(charged, int | float) or height <= 0 or validators <= 0:
+        return None
+    return ResourceUsage(
+        validators=validators, cpu_ms_per_block=charged * 1000 / validators / height
     )
 
 

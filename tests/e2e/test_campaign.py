@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import textwrap
 from collections.abc import Callable
@@ -19,26 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import QUICK_BOUND_S, SPEED_FREE, needs_prometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="prometheus not on PATH: `make install` (Debian package prometheus)",
-)
 CAMPAIGN_TIMEOUT_S = 900.0
 """A bound on one campaign (about two minutes on an idle machine; a busy one takes longer)."""
-QUICK_BOUND_S = 300.0
-SPEED_FREE = (
-    "criteria.min_tps=1",
-    "criteria.max_finality_p50_ms=600000",
-    "criteria.max_finality_p99_ms=600000",
-    "criteria.max_recovery_s=600",
-)
-"""These tests check what a campaign does, not how fast this machine is (speed targets are
-`make bench` figures): the criteria that a busy machine could miss are set out of reach of
-it; safety and restarts are still judged."""
-"""A bound on a command that fails or measures without a campaign."""
 
 
 @pytest.fixture

@@ -86,10 +86,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "orchestrator.search",
         "orchestrator.platforms",
         "orchestrator.stages",
+        "orchestrator.scale",
         "orchestrator.commands",
     ),
     "orchestrator.cli": ("orchestrator",),
 }
+LAYERS["orchestrator.scale"] = (*LAYERS["orchestrator.stages"], "orchestrator.scale")
 PLATFORM_IMPLEMENTATIONS = ("local", "kubernetes", "sim", "docker")
 BUILDS_ON = {"docker": "local"}
 """A platform implementation that runs on another's parts (the docker platform's Prometheus,

@@ -24,7 +24,9 @@ The synthetic run (t = seconds after T0; load starts at t=0):
 * validator 3 equivocates over [45, 55): 2 attack actions a second; validators 0-2 each refuse
   one stale message a second meanwhile; its attack counters miss the scrapes over [54, 60) (a
   busy attacker: the window's end is read at the next sample);
-* the load generator's ``up`` is 0 after t=70 (it must not count as a validator down).
+* the load generator's ``up`` is 0 after t=70 (it must not count as a validator down);
+* every validator process uses 0.25 CPU cores (validator 2's counter restarts at 0) and holds
+  100 + 10 * v MiB resident, validator 3 200 MiB at t=50.
 """
 
 from __future__ import annotations
@@ -122,6 +124,16 @@ def openmetrics() -> str:
             if (v == 2 and t >= 40) or (v == 3 and t >= 60):
                 started = T0 + (40.0 if v == 2 else 60.0)
             sample("process_start_time_seconds", validator_labels(v), started, t)
+    family("process_cpu_seconds_total", "counter")
+    family("process_resident_memory_bytes", "gauge")
+    for v in range(4):
+        for t in range(END):
+            if height(v, t) is None:
+                continue
+            since = 40 if v == 2 and t >= 40 else 0
+            sample("process_cpu_seconds_total", validator_labels(v), 0.25 * (t - since), t)
+            rss = (200 if v == 3 and t == 50 else 100 + 10 * v) * 1024 * 1024
+            sample("process_resident_memory_bytes", validator_labels(v), rss, t)
     family("up", "gauge")
     for v in range(4):
         for t in range(END):
@@ -316,6 +328,24 @@ def test_exact_latency_beside_the_node_histogram(prom: prom_client.PromQuery) ->
     assert (p99.node.bucket_lower, p99.node.bucket_upper) == (3000.0, 5000.0)
     assert median.within_bucket is True and p99.within_bucket is True
     assert m.finality_ms.p50 is not None  # the criteria's node figure stays beside it
+
+
+def test_validator_cpu_and_memory(prom: prom_client.PromQuery) -> None:
+    resources = (
+        Measurer(prom, TIMES, "local")
+        .measure(blocks=None, load=None, probes=None, planned_restarts={2: 1})
+        .measurements.resources
+    )
+    assert resources is not None
+    assert resources.validators == 4
+    # 0.25 cores each; validator 2 was down 10 s of the 55 s window (less CPU time in it).
+    assert resources.cpu_cores_max == pytest.approx(0.25, rel=0.02)
+    assert resources.cpu_cores_mean is not None and 0.19 < resources.cpu_cores_mean < 0.25
+    assert resources.cpu_cores_total == pytest.approx(4 * resources.cpu_cores_mean)
+    # 2 blocks/s: the mean validator's CPU seconds over 55 s / 110 blocks.
+    assert resources.cpu_ms_per_block == pytest.approx(resources.cpu_cores_mean * 500, rel=0.03)
+    assert resources.rss_mib_mean == pytest.approx(115, rel=0.01)  # 100, 110, 120, 130 MiB
+    assert resources.rss_mib_max == pytest.approx(200)
 
 
 def test_series_for_the_plots(prom: prom_client.PromQuery) -> None:

@@ -42,6 +42,15 @@ def test_rate_windows_by_platform() -> None:
     assert pq.rate_window_s("kubernetes") >= 4 * pq.scrape_interval_s("kubernetes")
 
 
+def test_local_scrapes_slow_down_with_many_validators() -> None:
+    """At most ~20 validator scrapes a second on the local platform (each costs a validator
+    ~9 ms of CPU): 1 s up to 20 validators, 5 s at 100; the rate window follows."""
+    counts = (4, 20, 21, 32, 64, 100, 1000)
+    assert [pq.scrape_interval_s("local", n) for n in counts] == [1, 1, 2, 2, 4, 5, 50]
+    assert [pq.rate_window_s("local", n) for n in (4, 32, 100)] == [5, 8, 20]
+    assert pq.scrape_interval_s("kubernetes", 1000) == pq.scrape_interval_s("kubernetes")
+
+
 def test_committed_tps_is_max_of_rate_never_sum() -> None:
     assert pq.committed_tps(45) == f"max(rate(aitbc_txs_committed_total{SEL}[45000ms]))"
     assert "sum" not in pq.committed_tps(45)

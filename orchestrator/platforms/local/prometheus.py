@@ -19,7 +19,12 @@ from orchestrator.external.prometheus_server import (
     write_config,
     write_targets,
 )
-from orchestrator.measure.promql import LOADGEN_JOB, VALIDATOR_JOB, validators_scraped
+from orchestrator.measure.promql import (
+    LOADGEN_JOB,
+    VALIDATOR_JOB,
+    scrape_interval_s,
+    validators_scraped,
+)
 
 __all__ = ["POLL_S", "QUERY_TIMEOUT_S", "prepare_prometheus", "wait_scraped"]
 
@@ -41,7 +46,13 @@ def prepare_prometheus(
     (index, ops address), the load generator's metrics address) and return the server's
     command line (run it from ``folder``), listening on ``listen``."""
     layout = PrometheusLayout(folder)
-    write_config(layout, run_id=run_id, validator_job=VALIDATOR_JOB, loadgen_job=LOADGEN_JOB)
+    write_config(
+        layout,
+        run_id=run_id,
+        validator_job=VALIDATOR_JOB,
+        loadgen_job=LOADGEN_JOB,
+        scrape_interval_s=scrape_interval_s("local", len(validators)),
+    )
     write_targets(
         layout.validators_file,
         [
