@@ -49,18 +49,15 @@ def test_kill_9_under_load_then_restart_catches_up_without_double_voting(
         # 3 of 4 are a quorum: they go on committing while it is down.
         network.wait_height(on_disk + 2, timeout=40, indices=survivors)
         network.start(VICTIM)
-        restarted = time.monotonic()
         network.wait_until(
             lambda: network.caught_up(VICTIM, CATCH_UP_BLOCKS),
             timeout=CATCH_UP_S,
             what=f"validator {VICTIM} within {CATCH_UP_BLOCKS} blocks of the others",
         )
-        catch_up_s = time.monotonic() - restarted
         # It keeps up while the load goes on (votes again, commits again).
         target = network.height(0) + 5
         network.wait_height(target, timeout=30)
     assert set(load.failures) <= STALL_REJECTIONS, load.failures
-    assert catch_up_s < CATCH_UP_S
     after = network.read_safety(VICTIM)
     assert _safety_key(after) >= _safety_key(before)
     assert after.last_voted_round > before.last_voted_round  # it voted again after restart
