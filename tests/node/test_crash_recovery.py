@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 VICTIM = 3
 #: Issue 3: back within this many blocks of the others...
 CATCH_UP_BLOCKS = 2
-#: ...in about this many seconds on a quiet machine (the wait allows testnet.MIN_PATIENCE_S;
-#: the catch-up time is a `make bench` figure).
+#: ...in about this many seconds on a quiet machine (the wait allows testnet.MIN_PATIENCE_S; how
+#: fast a restarted validator recovers is measured by campaigns: `max_recovery_s` of the
+#: crash-recovery scenario).
 CATCH_UP_S = 20.0
 #: How long the victim stays down (the load goes on meanwhile).
 DOWN_S = 3.0
