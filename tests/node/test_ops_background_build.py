@@ -7,6 +7,7 @@ with its whole process group."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def run_with_build(
     result = subprocess.run(
         [str(SCRIPT), sys.executable, "-c", COMMAND, wait_for, str(exit_code)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-        check=False,
+        check=False, preexec_fn=default_sigint,
     )  # fmt: skip
     expected = exit_code if status is None else status
     assert result.returncode == expected, result.stdout + result.stderr
@@ -80,6 +81,12 @@ def run_with_build(
     assert not alive(tmp_path / "make.pid")
     assert not alive(tmp_path / "child.pid")  # nothing of the build outlives the script
     return result.stdout
+
+
+def default_sigint() -> None:
+    """The script starts as from a terminal, with SIGINT's default action: a pytest-xdist worker
+    runs with SIGINT ignored, and a shell started with a signal ignored cannot trap it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def alive(pid_file: Path) -> bool:
