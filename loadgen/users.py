@@ -419,14 +419,16 @@ class LatencyProbeUser(User):
             submitted_at=time.time(),
             submitted_mono=runtime.clock(),
         )
+        # Pending before the call: its block may reach the commit stream before the call's
+        # answer reaches us (a fast network, a busy load generator).
+        if not self._tracker.is_pending(tx_id):
+            self._tracker.submitted(pending)
         outcome = submit_batch(
             self._stub, [raw], target=target, timeout_s=runtime.settings.rpc_timeout_s
         )
         reasons = outcome.rejection_counts()
-        if outcome.accepted or "duplicate" in reasons:
-            self._unsent = None
-            if not self._tracker.is_pending(tx_id):
-                self._tracker.submitted(pending)
+        if outcome.accepted or "duplicate" in reasons or not self._tracker.is_pending(tx_id):
+            self._unsent = None  # accepted (or committed already, whatever the call says)
             return
         if not outcome.ok:
             record = self._tracker.failed(
