@@ -61,8 +61,10 @@ from aitbc_node.storage import NodeStore
 
 log = logging.getLogger(__name__)
 
+#: The server pings an idle client rarely: each pair of validators has a stream each way, and the
+#: client side of each pings (``peers.KEEPALIVE_MS``); this only frees a dead client's stream.
 SERVER_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
