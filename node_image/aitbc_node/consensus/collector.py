@@ -294,13 +294,28 @@ class TimeoutCollector(_Checked):
         self, scheme: SignatureScheme, es: EpochState, timeout: Timeout, *, checked: bool = False
     ) -> tuple[bool, list[int]]:
         """Like ``VoteCollector.add``. A timeout that repeats the stored one (a retransmission)
-        costs nothing; one with another highest QC or signature is checked against it."""
+        costs nothing. A timeout signed over a higher highest-QC round replaces the stored one
+        unchecked (settled like any newcomer): an honest node re-signs its timeout whenever its
+        round timer fires again, with the highest QC it knows by then, and only the voter can
+        send its own timeout (``rules.screen``), so that is no forgery; one over a lower round
+        is an overtaken copy and ignored. A different signature over the same round is checked
+        against the stored one (BLS signatures are unique: one of them is a forgery)."""
         voter = timeout.voter
         stored = self.entries.get(voter)
         if stored is not None:
-            if stored.signature == timeout.signature and qc_round_in(
-                stored.epoch, stored.high_qc
-            ) == qc_round_in(timeout.epoch, timeout.high_qc):
+            stored_round = qc_round_in(stored.epoch, stored.high_qc)
+            new_round = qc_round_in(timeout.epoch, timeout.high_qc)
+            if new_round < stored_round or (
+                new_round == stored_round and stored.signature == timeout.signature
+            ):
+                return False, []
+            if new_round > stored_round:
+                self.entries[voter] = timeout
+                self.checked.discard(voter)
+                if checked:
+                    self.checked.add(voter)
+                elif not self._admit_check(scheme, es, voter):
+                    return False, [voter]
                 return False, []
             if self._stored_valid(scheme, es, voter):
                 return False, [voter]
