@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 SYNC_MAX_BLOCKS = 128
 #: A peer ahead by more than this many blocks makes this node "syncing" (not ready).
 BEHIND_BY = 2
+#: Sync calls in flight at once, whatever the peers. Every peer's message from above this node's
+#: height asks for a sync; unbounded, a third of 100 validators healing from a partition asked
+#: all 67 others at once (2,200 answers, each blocks and batches to encode, send, decode and
+#: check) and the whole host stalled. Two, so one slow or hostile peer cannot hold syncing up.
+MAX_PULLS = 2
 
 
 class SyncClient:
@@ -66,7 +71,12 @@ class SyncClient:
 
     async def pull(self, peer: int, from_height: int) -> None:
         link = self.peers.get(peer)
-        if link is None or peer in self._inflight or peer in self.faults.partitioned_peers:
+        if (
+            link is None
+            or peer in self._inflight
+            or len(self._inflight) >= MAX_PULLS
+            or peer in self.faults.partitioned_peers
+        ):
             return
         self._inflight.add(peer)
         try:
