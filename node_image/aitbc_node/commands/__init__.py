@@ -12,11 +12,11 @@ import argparse
 import importlib
 from collections.abc import Callable
 
-from aitbc_node.commands import genesis_cmd
+from aitbc_node.commands import genesis_cmd, launch_cmd
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: list[Registrar] = [genesis_cmd.register]
+REGISTRARS: list[Registrar] = [genesis_cmd.register, launch_cmd.register]
 
 # -- `aitbc-node run` (owned by the runtime; lives in commands/run_cmd.py) ---------------------
 # run_cmd defines `register(sub) -> None`. It is loaded only when the module exists, so the

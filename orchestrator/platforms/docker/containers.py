@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -189,6 +189,11 @@ class ContainerRunner:
                 entry.restarts += 1
 
         self._state_file.update(recorded)
+
+    def start_all(self, indices: Sequence[int]) -> None:
+        """One container after another (each imports the node in its own image)."""
+        for index in indices:
+            self.start(index)
 
     def running(self, index: int) -> bool:
         _, record = self._validator(index)

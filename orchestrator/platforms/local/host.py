@@ -252,8 +252,7 @@ class HostPlatform(LivePlatform):
             state.history.append(StartedProcess(name="prometheus", process=process))
 
         self._state_file.update(started)
-        for validator in list(self.state.validators):
-            self._validators.start(validator.index)
+        self._validators.start_all([validator.index for validator in self.state.validators])
 
     # -- readiness ---------------------------------------------------------------------------
     def wait_ready(self, timeout_s: float, on_progress: ReadyProgress | None = None) -> None:

@@ -17,7 +17,14 @@ from orchestrator.platforms.genesis import genesis_settings
 from orchestrator.platforms.local.processes import free_port, port_free, port_of
 from orchestrator.scenario.plan import Plan
 
-__all__ = ["ExtraPorts", "extra_ports", "free_extra_ports", "validator_argv", "write_network"]
+__all__ = [
+    "ExtraPorts",
+    "extra_ports",
+    "free_extra_ports",
+    "launcher_argv",
+    "validator_argv",
+    "write_network",
+]
 
 ExtraPorts = tuple[int, int]
 """(Prometheus port, load generator metrics port)."""
@@ -69,3 +76,9 @@ def free_extra_ports(host: str, testnet: LocalTestnet) -> ExtraPorts:
 def validator_argv(python: str, config: str) -> Sequence[str]:
     """The command line of a validator with its config file (run from the network folder)."""
     return [python, "-m", "aitbc_node.cli", "run", "--config", config]
+
+
+def launcher_argv(python: str) -> Sequence[str]:
+    """The command line of ``aitbc-node launch``: validators forked from one process that
+    imported the node once (run from the network folder; see ``ProcessSupervisor.fork_many``)."""
+    return [python, "-m", "aitbc_node.cli", "launch"]

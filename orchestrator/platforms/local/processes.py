@@ -9,6 +9,7 @@ Also the small helpers of local ports (free, taken, from an address).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from orchestrator.platforms.local.state import ProcessRecord
 
 __all__ = [
     "KILL_CONFIRM_S",
+    "LAUNCH_TIMEOUT_S",
     "STOP_GRACE_S",
     "ProcessSupervisor",
     "free_port",
@@ -35,6 +37,8 @@ __all__ = [
     "tail_text",
 ]
 
+LAUNCH_TIMEOUT_S = 300.0
+"""Seconds a launcher (``fork_many``) may take to import and fork all its children."""
 STOP_GRACE_S = 10.0
 """Seconds between SIGTERM and SIGKILL when stopping a process."""
 KILL_CONFIRM_S = 30.0
@@ -98,6 +102,26 @@ def port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
+def _record(pid: int, argv: Sequence[str], log_path: Path) -> ProcessRecord:
+    ticks = start_ticks(pid)
+    return ProcessRecord(
+        pid=pid,
+        start_ticks=ticks if ticks is not None else -1,
+        argv=list(argv),
+        log=str(log_path),
+        started_at=time.time(),
+    )
+
+
+def _launched_pids(out: bytes) -> list[int]:
+    """The pids of a launcher's ``{"config", "pid"}`` answer lines, in order."""
+    pids = []
+    for line in out.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            pids.append(int(json.loads(line)["pid"]))
+    return pids
+
+
 class ProcessSupervisor:
     """Starts and stops the processes of one run. Children this object started are reaped
     through their ``Popen``; processes of other invocations are checked through /proc."""
@@ -127,14 +151,63 @@ class ProcessSupervisor:
                 raise PlatformError(f"cannot start {argv[0]}: {error.strerror}") from None
         with self._lock:
             self._children[child.pid] = child
-        ticks = start_ticks(child.pid)
-        return ProcessRecord(
-            pid=child.pid,
-            start_ticks=ticks if ticks is not None else -1,
-            argv=list(argv),
-            log=str(log_path),
-            started_at=time.time(),
+        return _record(child.pid, argv, log_path)
+
+    def fork_many(
+        self,
+        launcher: Sequence[str],
+        jobs: Sequence[tuple[Sequence[str], Path, str]],
+        *,
+        cwd: Path,
+        timeout_s: float = LAUNCH_TIMEOUT_S,
+    ) -> list[ProcessRecord]:
+        """Start many processes through one launcher that imports their program once and
+        forks them (``aitbc-node launch``): ``jobs`` are (argv recorded for the child, its log,
+        its config); the launcher reads ``{"config", "log"}`` lines and answers ``{"config",
+        "pid"}`` lines, each child in its own session. The children are not ours to reap
+        (the launcher exits once they run): they are watched and stopped by pid like the
+        processes of another invocation. Raises PlatformError (after killing what was
+        forked) when the launcher fails or answers for fewer children than asked."""
+        for _argv, log_path, _config in jobs:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        request = "".join(
+            json.dumps({"config": config, "log": str(log_path)}) + "\n"
+            for _argv, log_path, config in jobs
         )
+        try:
+            launcher_process = subprocess.Popen(
+                list(launcher),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise PlatformError(f"cannot start {launcher[0]}: {error.strerror}") from None
+        try:
+            out, err = launcher_process.communicate(request.encode(), timeout=timeout_s)
+            code = launcher_process.returncode
+            failure = None if code == 0 else f"exited {code}"
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(launcher_process.pid, signal.SIGKILL)
+            out, err = launcher_process.communicate()
+            failure = f"did not finish within {timeout_s:.0f} s"
+        pids = _launched_pids(out)
+        records = [
+            _record(pid, argv, log_path)
+            for pid, (argv, log_path, _config) in zip(pids, jobs, strict=False)
+        ]
+        if failure is None and len(records) != len(jobs):
+            failure = f"started {len(records)} of {len(jobs)} processes"
+        if failure is not None:
+            for record in records:
+                self.kill(record)
+            raise PlatformError(
+                f"{' '.join(launcher)} {failure}: {tail_text(err.decode(errors='replace'))}"
+            )
+        return records
 
     def running(self, record: ProcessRecord | None) -> bool:
         """Whether the process of ``record`` runs and is still the one the run started."""
