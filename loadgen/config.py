@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,12 @@ class EnvVar:
 
 ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("AITBC_TARGETS", "(required)", "comma-separated host:port of the validators' gRPC"),
+    EnvVar(
+        "AITBC_ENTRY_VALIDATORS",
+        "all",
+        "how many targets (evenly spaced) receive the transactions; the rest take over a "
+        "failed one's accounts",
+    ),
     EnvVar("AITBC_GENESIS", "(required)", "path to the testnet's genesis.json"),
     EnvVar("AITBC_TPS", "100", "offered tx/s of all users together (constant; spike's base)"),
     EnvVar("AITBC_BATCH_SIZE", "50", "transactions per SubmitTransactions call (1..5000)"),
@@ -60,6 +66,8 @@ class LoadgenSettings:
     """Checked settings of one load-generator process."""
 
     targets: tuple[str, ...]
+    #: The targets the accounts are routed to at the start (``AITBC_ENTRY_VALIDATORS``).
+    entry_targets: tuple[str, ...]
     genesis_path: Path
     genesis: Genesis
     tps: float
@@ -184,6 +192,15 @@ def parse_targets(raw: str | None, *, name: str = "AITBC_TARGETS") -> tuple[str,
     return tuple(targets)
 
 
+def spread_targets(targets: Sequence[str], count: int) -> tuple[str, ...]:
+    """``count`` of ``targets`` spaced evenly through the list (all of them when ``count``
+    reaches their number). Few entry validators make few, full batches: spread over 100
+    validators, 50 tx/s became ~50 one-transaction batches a second, each sent to 99 peers."""
+    if count >= len(targets):
+        return tuple(targets)
+    return tuple(targets[(i * len(targets)) // count] for i in range(count))
+
+
 def _genesis(env: Mapping[str, str]) -> tuple[Path, Genesis]:
     raw = _raw(env, "AITBC_GENESIS")
     if raw is None:
@@ -201,6 +218,12 @@ def _genesis(env: Mapping[str, str]) -> tuple[Path, Genesis]:
 def load_settings(env: Mapping[str, str]) -> LoadgenSettings:
     """Read and check every variable of ``ENVIRONMENT`` from ``env`` (e.g. ``os.environ``)."""
     targets = parse_targets(env.get("AITBC_TARGETS"))
+    entries_raw = _raw(env, "AITBC_ENTRY_VALIDATORS")
+    entries = (
+        len(targets)
+        if entries_raw is None or entries_raw.lower() == "all"
+        else _integer(env, "AITBC_ENTRY_VALIDATORS", 0, 1)
+    )
     tps = _number(env, "AITBC_TPS", 100.0, 0.0)
     batch_size = _integer(env, "AITBC_BATCH_SIZE", 50, 1, MAX_BATCH_SIZE)
     tx_size = _integer(env, "AITBC_TX_SIZE", 0, 0)
@@ -253,6 +276,7 @@ def load_settings(env: Mapping[str, str]) -> LoadgenSettings:
     padding_memo(genesis.chain_id, tx_size)  # raises naming AITBC_TX_SIZE
     return LoadgenSettings(
         targets=targets,
+        entry_targets=spread_targets(targets, entries),
         genesis_path=genesis_path,
         genesis=genesis,
         tps=tps,

@@ -10,6 +10,9 @@ with exit code 2 and a message naming the variable, before any load is sent):
 
     AITBC_TARGETS               (required) comma-separated host:port of the validators' gRPC;
                                 account i always sends to target i mod N (loadgen/routing.py)
+    AITBC_ENTRY_VALIDATORS      all: how many targets (evenly spaced) receive the transactions
+                                (few make full batches; the others still take over the
+                                accounts of a failed one)
     AITBC_GENESIS               (required) path to genesis.json (its key_seed gives the keys)
     AITBC_TPS                   100: offered tx/s of all users together (constant; spike base);
                                 with AITBC_WORKERS > 1 each worker offers 1/AITBC_WORKERS of it

@@ -102,7 +102,7 @@ class TransactionLoadUser(User):
             channel = open_channel(target)
             self._channels.append(channel)
             self._stubs[target] = node_stub(channel)
-        routed = route_accounts(self._accounts, settings.targets, runtime.route_overrides)
+        routed = route_accounts(self._accounts, settings.entry_targets, runtime.route_overrides)
         for target, accounts in routed.items():
             self._sync_nonces(target, [a for a in accounts if not a.synced])
         # Lanes in this user's rotated target order, so users start on different validators.

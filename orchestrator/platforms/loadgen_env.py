@@ -45,6 +45,9 @@ def loadgen_environment(
     }
     optional = {
         "AITBC_TARGETS": None if targets is None else ",".join(targets),
+        "AITBC_ENTRY_VALIDATORS": None
+        if load.entry_validators is None
+        else str(load.entry_validators),
         "AITBC_WORKERS": None if workers is None else str(workers),
         "AITBC_PROBE_LOG": probe_log,
         "AITBC_SUMMARY": summary,

@@ -219,6 +219,15 @@ class LoadSpec(_Section):
     warmup: Duration = 10.0
     cooldown: Duration = 5.0
     users: int = Field(default=4, ge=1, le=10_000, description="Locust users")
+    entry_validators: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "how many validators (evenly spaced) receive the transactions; None: all. Few make "
+            "few, full batches (every batch goes to every validator); the others still take "
+            "over a failed one's accounts"
+        ),
+    )
     shape: LoadShape = "constant"
     steps: list[LoadStep] = Field(default_factory=list)
     ramp: RampSpec | None = None

@@ -104,6 +104,8 @@ class LoadPlan:
     spike: SpikePlan | None
     probe_enabled: bool
     probe_interval_s: float
+    #: Validators the accounts are routed to (None: all; ``AITBC_ENTRY_VALIDATORS``).
+    entry_validators: int | None = None
 
     @property
     def measure_start_s(self) -> float:
@@ -348,6 +350,7 @@ def _load_plan(scenario: Scenario) -> LoadPlan:
         else SpikePlan(at_s=load.spike.at, duration_s=load.spike.duration, tps=load.spike.tps),
         probe_enabled=load.probe.enabled,
         probe_interval_s=load.probe.interval,
+        entry_validators=load.entry_validators,
     )
 
 

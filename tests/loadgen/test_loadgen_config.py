@@ -92,6 +92,8 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("AITBC_TX_SIZE", "10"),
     ("AITBC_TX_SIZE", "5000"),
     ("AITBC_TX_SIZE", "-3"),
+    ("AITBC_ENTRY_VALIDATORS", "0"),
+    ("AITBC_ENTRY_VALIDATORS", "some"),
     ("AITBC_ACCOUNTS", "17"),
     ("AITBC_ACCOUNTS", "0"),
     ("AITBC_ACCOUNTS", "many"),
@@ -149,6 +151,17 @@ def test_genesis_with_a_single_account(tmp_path: Path, genesis: Genesis) -> None
     write_genesis(genesis.model_copy(update={"accounts": genesis.accounts[:1]}), path)
     with pytest.raises(LoadgenConfigError, match=r"^AITBC_GENESIS: .*at least 2"):
         load_settings(_env(path))
+
+
+def test_entry_validators_are_spread_through_the_targets(genesis_path: Path) -> None:
+    targets = ",".join(f"127.0.0.1:{50000 + i}" for i in range(10))
+    settings = load_settings(_env(genesis_path, AITBC_TARGETS=targets))
+    assert settings.entry_targets == settings.targets
+    settings = load_settings(_env(genesis_path, AITBC_TARGETS=targets, AITBC_ENTRY_VALIDATORS="3"))
+    assert settings.entry_targets == ("127.0.0.1:50000", "127.0.0.1:50003", "127.0.0.1:50006")
+    assert len(settings.targets) == 10  # the failover pool stays whole
+    settings = load_settings(_env(genesis_path, AITBC_TARGETS=targets, AITBC_ENTRY_VALIDATORS="12"))
+    assert settings.entry_targets == settings.targets
 
 
 def test_ipv6_targets() -> None:

@@ -276,6 +276,9 @@ def test_loadgen_environment_follows_the_plan(tmp_path: Path) -> None:
     assert env["AITBC_PROBE_INTERVAL_S"] == "1"
     assert env["AITBC_SUMMARY"].endswith("load/summary.json")
     assert env["AITBC_LOADGEN_METRICS_PORT"] == "9646" and env["AITBC_RUN_ID"] == "r"
+    assert "AITBC_ENTRY_VALIDATORS" not in env  # every validator takes transactions
+    entries = local_loadgen_environment(state, smoke_plan("load.entry_validators=2").load)
+    assert entries["AITBC_ENTRY_VALIDATORS"] == "2"
     stepped = smoke_plan(
         "load.shape=step", "load.steps=[{tps: 10, duration: 20s}, {tps: 20, duration: 40s}]"
     )
