@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from aitbc_node.errors import ConfigError
+from aitbc_node.errors import AitbcError, ConfigError
 
 #: Exit code of a child whose validator raised past ``cli.main`` (a bug: the traceback is logged).
 EXIT_CHILD_CRASHED = 70
@@ -91,7 +91,13 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     for job in jobs:
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as error:  # the host's process or memory limit
+            raise AitbcError(
+                f"launch: cannot fork the validator of {job.config}: {error.strerror} (the "
+                "validators printed above run; stop them, then raise the host's process limit)"
+            ) from None
         if pid == 0:
             _child(job, cli.main)
         print(json.dumps({"config": job.config, "pid": pid}), flush=True)
