@@ -58,7 +58,7 @@ prometheus: system-packages
 TEST_WORKERS ?= 3
 
 test: install
-	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
+	@MAKE="$(MAKE)" scripts/with-image-build.sh $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .

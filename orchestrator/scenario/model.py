@@ -220,13 +220,7 @@ class LoadSpec(_Section):
     cooldown: Duration = 5.0
     users: int = Field(default=4, ge=1, le=10_000, description="Locust users")
     entry_validators: int | None = Field(
-        default=None,
-        ge=1,
-        description=(
-            "how many validators (evenly spaced) receive the transactions; None: all. Few make "
-            "few, full batches (every batch goes to every validator); the others still take "
-            "over a failed one's accounts"
-        ),
+        default=None, ge=1, description="validators (evenly spaced) taking the load; None: all"
     )
     shape: LoadShape = "constant"
     steps: list[LoadStep] = Field(default_factory=list)

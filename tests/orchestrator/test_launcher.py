@@ -79,7 +79,8 @@ FAILING_LAUNCHER = textwrap.dedent(
     import json, subprocess, sys
     sys.stdin.read()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                             start_new_session=True, stdout=subprocess.DEVNULL)
+                             start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # as a forked validator drops them
     open("forked.pid", "w").write(str(child.pid))
     print(json.dumps({"config": "a.yaml", "pid": child.pid}), flush=True)
     print("cannot import the node", file=sys.stderr)
