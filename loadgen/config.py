@@ -192,6 +192,14 @@ def parse_targets(raw: str | None, *, name: str = "AITBC_TARGETS") -> tuple[str,
     return tuple(targets)
 
 
+def _count_or_all(env: Mapping[str, str], name: str) -> int | None:
+    """A count >= 1 from ``name``, or None when it is unset or ``all``."""
+    raw = _raw(env, name)
+    if raw is None or raw.lower() == "all":
+        return None
+    return _integer(env, name, 0, 1)
+
+
 def spread_targets(targets: Sequence[str], count: int) -> tuple[str, ...]:
     """``count`` of ``targets`` spaced evenly through the list (all of them when ``count``
     reaches their number). Few entry validators make few, full batches: spread over 100
@@ -218,12 +226,7 @@ def _genesis(env: Mapping[str, str]) -> tuple[Path, Genesis]:
 def load_settings(env: Mapping[str, str]) -> LoadgenSettings:
     """Read and check every variable of ``ENVIRONMENT`` from ``env`` (e.g. ``os.environ``)."""
     targets = parse_targets(env.get("AITBC_TARGETS"))
-    entries_raw = _raw(env, "AITBC_ENTRY_VALIDATORS")
-    entries = (
-        len(targets)
-        if entries_raw is None or entries_raw.lower() == "all"
-        else _integer(env, "AITBC_ENTRY_VALIDATORS", 0, 1)
-    )
+    entries = _count_or_all(env, "AITBC_ENTRY_VALIDATORS") or len(targets)
     tps = _number(env, "AITBC_TPS", 100.0, 0.0)
     batch_size = _integer(env, "AITBC_BATCH_SIZE", 50, 1, MAX_BATCH_SIZE)
     tx_size = _integer(env, "AITBC_TX_SIZE", 0, 0)
@@ -255,12 +258,7 @@ def load_settings(env: Mapping[str, str]) -> LoadgenSettings:
             "(at most 128, starting with a letter or digit)"
         )
     first_account = _integer(env, "AITBC_FIRST_ACCOUNT", 0, 0)
-    accounts_raw = _raw(env, "AITBC_ACCOUNTS")
-    account_count = (
-        None
-        if accounts_raw is None or accounts_raw.lower() == "all"
-        else _integer(env, "AITBC_ACCOUNTS", 0, 1)
-    )
+    account_count = _count_or_all(env, "AITBC_ACCOUNTS")
     genesis_path, genesis = _genesis(env)
     load_accounts = load_account_indices(genesis, first_account, account_count)
     if len(load_accounts) < workers:

@@ -22,6 +22,7 @@ from orchestrator.platforms.capabilities import Stopped
 from orchestrator.platforms.local.network import launcher_argv, validator_argv
 from orchestrator.platforms.local.processes import ProcessSupervisor, tail
 from orchestrator.platforms.local.state import (
+    ProcessRecord,
     RunState,
     RunStateFile,
     StartedProcess,
@@ -114,16 +115,7 @@ class ProcessRunner:
         validator = self._validator(index)
         argv = validator_argv(self._python, validator.config)
         process = self._processes.spawn(argv, Path(validator.log), cwd=self._net_dir, env=None)
-
-        def started(state: RunState) -> None:
-            entry = state.validators[index]
-            entry.process = process
-            entry.killed_at = None
-            if restart:
-                entry.restarts += 1
-            state.history.append(StartedProcess(name=f"validator-{index}", process=process))
-
-        self._state_file.update(started)
+        self._record_started([(index, process)], restart=restart)
 
     def start_all(self, indices: Sequence[int]) -> None:
         validators = [self._validator(index) for index in indices]
@@ -132,15 +124,23 @@ class ProcessRunner:
             [(validator_argv(self._python, v.config), Path(v.log), v.config) for v in validators],
             cwd=self._net_dir,
         )
+        self._record_started(list(zip(indices, processes, strict=True)), restart=False)
 
-        def started(state: RunState) -> None:
-            for index, process in zip(indices, processes, strict=True):
+    def _record_started(
+        self, started: Sequence[tuple[int, ProcessRecord]], *, restart: bool
+    ) -> None:
+        """Record the new incarnations of validators (one state update for all)."""
+
+        def record(state: RunState) -> None:
+            for index, process in started:
                 entry = state.validators[index]
                 entry.process = process
                 entry.killed_at = None
+                if restart:
+                    entry.restarts += 1
                 state.history.append(StartedProcess(name=f"validator-{index}", process=process))
 
-        self._state_file.update(started)
+        self._state_file.update(record)
 
     def running(self, index: int) -> bool:
         return self._processes.running(self._validator(index).process)
