@@ -109,6 +109,15 @@ class BatchIntake:
         self._invalid: OrderedDict[bytes, None] = OrderedDict()
         self._queues: dict[int, asyncio.Queue[tuple[Batch, bytes]]] = {}
 
+    def counts(self) -> dict[str, int]:
+        """Batches on their way in, by path, and those refused for good (``/status``)."""
+        return {
+            "gossip_queued": len(self._gossiped),
+            "verifying_answers": len(self._verifying),
+            "fetching": len(self._fetching),
+            "invalid": len(self._invalid),
+        }
+
     def busy_with(self, digest: bytes) -> bool:
         """A fetch or an answer already brings ``digest``. A digest only queued on a gossip
         worker does not count: the core asks for a batch when a vote or a commit waits for it,

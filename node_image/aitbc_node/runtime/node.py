@@ -274,7 +274,31 @@ class ValidatorNode:
             "ready_reason": reason,
             "faults": [f.to_json() for f in self.faults.active()],
             "byzantine": list(self.attacker.behaviours),
+            "progress": self.progress_dict(),
         }
+
+    def progress_dict(self) -> dict[str, object]:
+        """What this node's commits wait for (a node left behind shows why here): the highest
+        QC it knows, a commit blocked on batches, proposals waiting for batches, sync calls in
+        flight and the height peers proved, batches being verified or fetched."""
+        core = self.core
+        blocked = core.blocked_commit
+        return {
+            "high_qc": {"round": core.high_qc.round, "height": core.high_qc.height},
+            "tree_blocks": len(core.tree.blocks),
+            "blocked_commit_height": None if blocked is None else blocked[0].height,
+            "blocked_on_batches": [] if blocked is None else self._missing_for(blocked[0]),
+            "proposals_waiting_for_batches": len(core.pending),
+            "sync_target": self.sync.target,
+            "sync_in_flight": sorted(self.sync.in_flight),
+            "batches": self.intake.counts(),
+        }
+
+    def _missing_for(self, certified: Block) -> list[str]:
+        """Digest prefixes of the batches the commit below ``certified`` lacks (at most 20)."""
+        chain = self.core.tree.path_down(self.core.tree.get(certified.parent_id))
+        missing = [d for b in chain for d in self.replica.missing_batches(b.batches)]
+        return [d.hex()[:16] for d in missing[:20]]
 
     def _update_gauges(self) -> None:
         m = self.metrics
@@ -450,6 +474,17 @@ class ValidatorNode:
             return
         verified = self.core.epoch == epoch_before == codec.message_epoch(msg)
         self._apply(self.core.on_message(now_ms(), sender, msg, verified=verified))
+
+    def batch_encodings(self, digests: Sequence[bytes]) -> list[bytes]:
+        """The batches this node serves for ``digests`` (a ``FetchBatches`` answer): held ones,
+        and committed ones from the store. A peer whose commit waits for a batch everyone else
+        has already committed gets it here (the pool forgets a batch once it commits)."""
+        found = []
+        for digest in digests:
+            data = self.batches.encoding(digest) or self.store.batch(digest)
+            if data is not None:
+                found.append(data)
+        return found
 
     def sync_answer(self, from_height: int, max_blocks: int) -> node_pb2.SyncResponse:
         return sync_answer(self.store, self.core, self.batches, from_height, max_blocks)

@@ -265,13 +265,9 @@ class PeerService(node_pb2_grpc.PeerServicer):
     ) -> node_pb2.FetchBatchesResponse:
         await self._check_peer(request.chain_id, request.requester, context)
         await self._check_not_partitioned(request.requester, context)
-        node = self.node
-        found = []
-        for digest in list(request.digests)[:MAX_FETCH_DIGESTS]:
-            data = node.batches.encoding(digest)
-            if data is not None:
-                found.append(data)
-        return node_pb2.FetchBatchesResponse(batches=found)
+        return node_pb2.FetchBatchesResponse(
+            batches=self.node.batch_encodings(list(request.digests)[:MAX_FETCH_DIGESTS])
+        )
 
     async def Sync(
         self, request: node_pb2.SyncRequest, context: grpc.aio.ServicerContext

@@ -66,6 +66,11 @@ class SyncClient:
         self.target = 0
         self._inflight: set[int] = set()
 
+    @property
+    def in_flight(self) -> frozenset[int]:
+        """Peers asked for blocks whose answers have not come yet."""
+        return frozenset(self._inflight)
+
     def behind(self) -> bool:
         return self.target > self.committed_height() + BEHIND_BY
 

@@ -201,6 +201,11 @@ class NodeStore:
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def batch(self, digest: bytes) -> bytes | None:
+        """A committed batch's encoding by its digest."""
+        row = self._db.execute("SELECT data FROM batches WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def batches_at(self, height: int) -> list[bytes]:
         rows = self._db.execute(
             "SELECT data FROM batches WHERE height = ? ORDER BY position", (_h(height),)
