@@ -122,7 +122,7 @@ def test_devnet_renders_100_validators_and_the_load_generator(devnet: RenderResu
         item["name"]: item.get("value")
         for item in job["spec"]["template"]["spec"]["containers"][0]["env"]  # type: ignore[index]
     }
-    assert env["AITBC_TPS"] == "20"  # the devnet is sized for a 2-core host
+    assert env["AITBC_TPS"] == "10"  # the devnet is sized for a 2-core host
     assert env["AITBC_ENTRY_VALIDATORS"] == "10"
     assert env["AITBC_BATCH_SIZE"] == "25"
     assert env["AITBC_RUN_ID"] == "devnet"
