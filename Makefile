@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(wildcard node_image/proto/aitbc/v1/*.proto)
 PROTO_OUT := node_image/aitbc_node/proto
 
-.PHONY: install install-steps system-packages test lint bench demo image image-build base-image \
+.PHONY: install install-steps system-packages test lint bench soak demo image image-build base-image \
   container-engine wheelhouse chart e2e-kind e2e-devnet proto prometheus clean
 
 # Every set-up step, side by side where that is safe (a sub-make with -j; each step's output is
@@ -120,6 +120,12 @@ base-image: container-engine
 
 bench: install
 	$(PY) bench/run.py
+
+# The consensus property tests at 10x their schedules, on a random seed (a nightly job's
+# deeper search; `make test` runs the same 700 schedules each time).
+soak: install
+	AITBC_SCHEDULE_SCALE=10 $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
+	  tests/unit/test_safety_properties.py
 
 # Copy the dashboards (source of truth: dashboards/) into the chart and lint it with the Helm engine.
 chart: install
