@@ -406,3 +406,28 @@ def test_one_of_four_away_stalls_the_others_once_then_never_again(fault: str) ->
     base_ms = consensus_params(sim.genesis).base_timeout(Mode.BALANCED)
     stalls = [(a, b) for a, b in during if b - a >= base_ms]
     assert len(stalls) <= 1, stalls
+
+
+def test_a_sole_leader_restarted_without_its_batches_fetches_them_from_a_peer() -> None:
+    """Found by the property tests: 1 authority (the only leader, FAST), a whole-network restart
+    with load on that leader. It came back without the batches it had authored, proposed on
+    from its QCs, and asked itself for them every round: the others committed 83 blocks, it
+    none. It must ask another validator."""
+    config = SimConfig(
+        validators=4,
+        authorities=1,
+        mode="fast",
+        seed=0,
+        latency_ms=2.0,
+        crashes=(CrashSpec(start_s=0.1, end_s=0.4, ids=(0, 1, 2, 3)),),
+        crypto="modeled",
+        block_interval_ms=100,
+        load_tps=20.0,
+        load_nodes=1,
+        blocks=30,
+        max_simulated_s=8.0,
+    )
+    sim = Simulator(config)
+    sim.run()
+    heights = {node.index: node.core.committed_height for node in sim.nodes}
+    assert min(heights.values()) >= 30, heights

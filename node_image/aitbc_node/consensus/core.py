@@ -614,7 +614,7 @@ class ConsensusCore:
             self.pending[block.id] = (sender, proposal)
             if len(self.pending) > MAX_PENDING_PROPOSALS:
                 self.pending.pop(next(iter(self.pending)))
-            peer = block.proposer if block.proposer != self.me else sender
+            peer = self._batch_source((block.proposer, sender), block.round)
             out.append(FetchBatches(peer, tuple(missing)))
             return
         self._maybe_vote(block, now_ms, out)
@@ -744,7 +744,9 @@ class ConsensusCore:
         if missing:
             # Never execute a block without its transactions: fetch them, commit when they come.
             self.blocked_commit = (b1, qc1)
-            peer = chain[-1].proposer if chain[-1].proposer != self.me else b1.proposer
+            peer = self._batch_source(
+                (chain[-1].proposer, b1.proposer, *sorted(qc1.signer_set)), qc1.round
+            )
             out.append(FetchBatches(peer, tuple(missing)))
             return
         # Certifying QC of each block: the justify of the next one on the chain (or b1's).
@@ -756,6 +758,16 @@ class ConsensusCore:
             if block.height == es.end_height:
                 self._end_epoch(block, qc1, b1, now_ms, out)
                 return
+
+    def _batch_source(self, preferred: Sequence[int], round_: int) -> int:
+        """The peer to ask for missing batches: the first of ``preferred`` that is not this
+        node, else another validator, a different one each round. Never this node: a sole
+        leader restarted without its batches asked itself, every round, for ever."""
+        for peer in preferred:
+            if peer != self.me:
+                return peer
+        count = len(self.epoch_state.validators)
+        return (self.me + 1 + round_ % max(1, count - 1)) % count
 
     def _commit_one(
         self, block: Block, certifying: QuorumCert, now_ms: int, out: list[Action]
