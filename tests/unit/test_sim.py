@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aitbc_node.chain import consensus_params
 from aitbc_node.cli import main
+from aitbc_node.consensus.reasons import Reason
 from aitbc_node.consensus.types import Mode
 from aitbc_node.sim import CrashSpec, PartitionSpec, SimConfig, Simulator, run_simulation
 
@@ -431,3 +432,38 @@ def test_a_sole_leader_restarted_without_its_batches_fetches_them_from_a_peer() 
     sim.run()
     heights = {node.index: node.core.committed_height for node in sim.nodes}
     assert min(heights.values()) >= 30, heights
+
+
+def test_a_timeout_whose_qc_ends_the_epoch_stays_out_of_the_new_epoch() -> None:
+    """Found by `make soak` (seed 243): a timeout of epoch 2 whose high QC committed the epoch's
+    end was then stored in epoch 3's collector of the same round number; the node's own timeout
+    of epoch 3, round 12 was refused as a second signature (``bad_timeout_signature`` from an
+    honest node, itself)."""
+    config = SimConfig(
+        validators=7,
+        authorities=1,
+        mode="fast",
+        seed=243,
+        latency_ms=30.0,
+        jitter_ms=15.0,
+        drop_rate=0.05,
+        crashes=(
+            CrashSpec(start_s=0.1, end_s=0.4, ids=(6,)),
+            CrashSpec(start_s=0.1, end_s=2.5, ids=(0, 1, 2, 3, 4, 5, 6)),
+        ),
+        crypto="modeled",
+        epoch_length=10,
+        block_interval_ms=100,
+        blocks=29,
+        max_simulated_s=13.4,
+        progress_after_faults=3,
+        stake="equal",
+        load_tps=0.0,
+        load_nodes=1,
+    )
+    sim = Simulator(config)
+    result = sim.run()
+    assert result.safety_violations == 0
+    assert result.committed_height >= 29
+    refused = sim.attacks.rejected_by_behaviour.get("honest", {})
+    assert Reason.BAD_TIMEOUT_SIGNATURE not in refused, refused

@@ -832,6 +832,11 @@ class ConsensusCore:
         self, now_ms: int, timeout: Timeout, out: list[Action], own: bool = False
     ) -> None:
         self._process_qc(timeout.high_qc, now_ms, out, timeout.voter)
+        if timeout.epoch != self.epoch:
+            # Its QC ended the epoch: the timeout belongs to the ended one. Kept, it would sit in
+            # the new epoch's collector for its round (rounds restart at 1), and this node's own
+            # timeout of that round there would be refused as a second signature.
+            return
         if timeout.round < self.round and not own:
             self._help_straggler(timeout, now_ms, out)
             return
